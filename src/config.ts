@@ -1,0 +1,342 @@
+// The service's configuration: one TypeBox schema for the environment, validated once at start-up.
+// loadConfig(env) is the only reader of environment variables; everything else receives a frozen Config.
+import { readFileSync } from 'node:fs';
+import { type Static, Type } from 'typebox';
+import { Value } from 'typebox/value';
+
+const Bool = (def: boolean, description: string) =>
+  Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')], {
+    default: String(def),
+    description,
+  });
+
+const Seconds = (def: number, description: string, minimum = 0) =>
+  Type.Integer({ minimum, maximum: 31_536_000, default: def, description: `${description} (seconds)` });
+
+/** Every variable the service reads, with its default. `.env.example` and the README table follow this. */
+export const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 9095, description: 'HTTP port' }),
+  HOST: Type.String({
+    default: '127.0.0.1',
+    minLength: 1,
+    description: 'Address to listen on (0.0.0.0 inside a container)',
+  }),
+  DOCKER_HOST: Type.String({
+    default: 'unix:///var/run/docker.sock',
+    pattern: '^(unix|tcp|http|https)://.+',
+    description: 'Docker engine address: unix:///path or tcp://host:port',
+  }),
+  DOCKER_TIMEOUT: Seconds(
+    10,
+    'Timeout of single Docker API calls (stop/restart get their stop timeout on top)',
+    1,
+  ),
+  WEBHOOK_TOKEN: Type.Optional(
+    Type.String({
+      minLength: 16,
+      description: 'Token Alertmanager must send (Bearer or basic-auth password)',
+    }),
+  ),
+  WEBHOOK_TOKEN_FILE: Type.Optional(Type.String({ minLength: 1, description: 'File holding WEBHOOK_TOKEN' })),
+  WEBHOOK_BODY_LIMIT: Type.Integer({
+    minimum: 1024,
+    maximum: 67_108_864,
+    default: 1_048_576,
+    description: 'Largest accepted webhook body (bytes)',
+  }),
+  ADMIN_TOKEN: Type.Optional(
+    Type.String({ minLength: 16, description: 'Token for the admin API and the CLI' }),
+  ),
+  ADMIN_TOKEN_FILE: Type.Optional(Type.String({ minLength: 1, description: 'File holding ADMIN_TOKEN' })),
+  WATCH_SCOPE: Type.Union([Type.Literal('label'), Type.Literal('project'), Type.Literal('all')], {
+    default: 'label',
+    description: 'Which containers may be healed: label (autoheal.enable=true), project, all',
+  }),
+  COMPOSE_PROJECT: Type.Optional(
+    Type.String({ minLength: 1, description: 'Compose project watched when WATCH_SCOPE=project' }),
+  ),
+  WATCHDOG_INTERVAL: Seconds(30, 'Reconcile poll interval', 1),
+  WATCHER_HEAL: Bool(true, 'Heal unhealthy/exited containers seen by the health watcher (off: metrics only)'),
+  START_PERIOD: Seconds(0, 'Default grace period after a container starts before the watcher heals it'),
+  MAX_RESTART_ATTEMPTS: Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    default: 3,
+    description: 'Actions without recovery before a container is given up',
+  }),
+  RESTART_COOLDOWN: Seconds(60, 'Base cooldown between actions on one container; doubles per failure'),
+  BACKOFF_MAX: Seconds(600, 'Cap of the growing cooldown'),
+  STABLE_PERIOD: Seconds(600, 'Healthy this long and the attempt counter resets'),
+  VERIFY_TIMEOUT: Seconds(120, 'How long a remediation may take to show a healthy container', 1),
+  VERIFY_GRACE: Seconds(10, 'Running this long counts as recovered for containers without a health check'),
+  DEFAULT_STOP_TIMEOUT: Seconds(10, 'Stop timeout when the container sets none'),
+  MAX_PARALLEL: Type.Integer({
+    minimum: 1,
+    maximum: 256,
+    default: 16,
+    description: 'Containers healed at the same time',
+  }),
+  CIRCUIT_MAX_ACTIONS: Type.Integer({
+    minimum: 1,
+    maximum: 100_000,
+    default: 30,
+    description: 'Automatic actions per CIRCUIT_WINDOW before the breaker opens',
+  }),
+  CIRCUIT_WINDOW: Seconds(300, 'Circuit breaker window', 1),
+  CIRCUIT_COOLDOWN: Seconds(900, 'How long an open breaker pauses automatic actions', 1),
+  RULES_FILE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'YAML file mapping alerts without a remediation label to actions',
+    }),
+  ),
+  CLEANUP_PRUNE_UNTIL: Type.String({
+    default: '24h',
+    pattern: '^[0-9]+(s|m|h)$',
+    description: 'Prune only objects older than this (Docker until filter)',
+  }),
+  CLEANUP_PRUNE_VOLUMES: Bool(false, 'Let cleanup prune unused volumes'),
+  CLEANUP_LOG_MAX_BYTES: Type.Integer({
+    minimum: 0,
+    default: 104_857_600,
+    description: 'json-file logs of watched containers above this size are truncated by cleanup (0: never)',
+  }),
+  SCHEDULES: Type.String({
+    default: '',
+    description: 'Scheduled maintenance: "CRON=action[:target]" entries separated by ";"',
+  }),
+  DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'Durable state directory' }),
+  LOG_FILE: Type.String({
+    default: './logs/auto_repair.log',
+    description: 'Audit log (JSON lines); empty: stdout only',
+  }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info', description: 'Log level' },
+  ),
+  DRY_RUN: Bool(false, 'Decide, log and count, but touch nothing'),
+  NODE_NAME: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'This Docker host; alerts labelled for another host are ignored',
+    }),
+  ),
+  SELF_CONTAINER_ID: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'The service own container id or name (auto-detected inside Docker)',
+    }),
+  ),
+  TELEGRAM_BOT_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'Telegram bot token' })),
+  TELEGRAM_BOT_TOKEN_FILE: Type.Optional(
+    Type.String({ minLength: 1, description: 'File holding TELEGRAM_BOT_TOKEN' }),
+  ),
+  TELEGRAM_CHAT_ID: Type.String({
+    default: '',
+    pattern: '^$|^-?[0-9]+(:[0-9]+)?(,-?[0-9]+(:[0-9]+)?)*$',
+    description: 'Chat ids, comma separated; chat:topic for a forum topic',
+  }),
+  TELEGRAM_API_URL: Type.String({
+    default: 'https://api.telegram.org',
+    pattern: '^https?://',
+    description: 'Bot API base URL (a self-hosted Bot API server works too)',
+  }),
+  NOTIFY_SEVERITIES: Type.String({
+    default: 'critical',
+    description: 'Alert severities forwarded to Telegram, comma separated',
+  }),
+  SHUTDOWN_GRACE: Seconds(30, 'How long in-flight remediations may run on shutdown', 0),
+});
+export type Env = Static<typeof EnvSchema>;
+
+export type WatchScope = Env['WATCH_SCOPE'];
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly dockerHost: string;
+  readonly dockerTimeoutMs: number;
+  readonly webhookToken: string | undefined;
+  readonly webhookBodyLimit: number;
+  readonly adminToken: string | undefined;
+  readonly scope: WatchScope;
+  readonly composeProject: string | undefined;
+  readonly nodeName: string | undefined;
+  readonly selfContainerId: string | undefined;
+  readonly dryRun: boolean;
+  readonly watchdogIntervalMs: number;
+  readonly watcherHeal: boolean;
+  readonly startPeriodMs: number;
+  readonly policy: PolicyConfig;
+  readonly verifyTimeoutMs: number;
+  readonly verifyGraceMs: number;
+  readonly defaultStopTimeoutSec: number;
+  readonly maxParallel: number;
+  readonly rulesFile: string | undefined;
+  readonly cleanup: CleanupConfig;
+  readonly schedules: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  readonly logLevel: Env['LOG_LEVEL'];
+  readonly telegram: TelegramConfig;
+  readonly shutdownGraceMs: number;
+}
+
+export interface PolicyConfig {
+  readonly maxAttempts: number;
+  readonly cooldownMs: number;
+  readonly backoffMaxMs: number;
+  readonly stablePeriodMs: number;
+  readonly circuitMaxActions: number;
+  readonly circuitWindowMs: number;
+  readonly circuitCooldownMs: number;
+}
+
+export interface CleanupConfig {
+  readonly pruneUntil: string;
+  readonly pruneVolumes: boolean;
+  readonly logMaxBytes: number;
+}
+
+export interface TelegramConfig {
+  readonly botToken: string | undefined;
+  readonly chats: ReadonlyArray<{ readonly chatId: string; readonly topicId: number | undefined }>;
+  readonly apiUrl: string;
+  readonly severities: ReadonlyArray<string>;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const truthy = (v: string) => v === 'true' || v === '1';
+
+function readSecret(env: Record<string, string | undefined>, name: string): string | undefined {
+  const direct = env[name];
+  const file = env[`${name}_FILE`];
+  if (direct !== undefined && direct !== '' && file !== undefined && file !== '') {
+    throw new ConfigError(`${name} and ${name}_FILE are both set: set only one`);
+  }
+  if (file === undefined || file === '') return direct === '' ? undefined : direct;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${name}_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  const value = text.trim();
+  if (value.length < 16 && name !== 'TELEGRAM_BOT_TOKEN') {
+    throw new ConfigError(`${name}_FILE: the token in ${file} must be at least 16 characters`);
+  }
+  if (value === '') throw new ConfigError(`${name}_FILE: ${file} is empty`);
+  return value;
+}
+
+function describe(schema: unknown): string {
+  const s = schema as {
+    anyOf?: Array<{ const?: unknown }>;
+    type?: string;
+    minimum?: number;
+    pattern?: string;
+  };
+  if (s.anyOf) return `one of ${s.anyOf.map((o) => JSON.stringify(o.const)).join(', ')}`;
+  if (s.type === 'integer') return `an integer${s.minimum !== undefined ? ` >= ${s.minimum}` : ''}`;
+  if (s.pattern) return `a value matching ${s.pattern}`;
+  return `a ${s.type ?? 'value'}`;
+}
+
+/** Validates the environment and returns a frozen Config, or throws ConfigError naming the variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const v = env[key];
+    // An empty value means "unset" so that `FOO=` in an env file takes the default.
+    if (v !== undefined && (v !== '' || key === 'LOG_FILE')) raw[key] = v;
+  }
+  const withDefaults = Value.Default(EnvSchema, Value.Clone(raw));
+  const converted = Value.Convert(EnvSchema, withDefaults);
+  if (!Value.Check(EnvSchema, converted)) {
+    const [first] = Value.Errors(EnvSchema, converted);
+    const key = first?.instancePath.replace(/^\//, '').split('/')[0] ?? '';
+    const props = EnvSchema.properties as Record<string, unknown>;
+    const got = key ? JSON.stringify(env[key]) : '';
+    const tokenLike = /TOKEN/.test(key);
+    throw new ConfigError(
+      key
+        ? `${key}: expected ${describe(props[key])}${tokenLike ? '' : `, got ${got}`}${
+            tokenLike ? ' (tokens need at least 16 characters)' : ''
+          }`
+        : `invalid configuration: ${first?.message ?? 'unknown error'}`,
+    );
+  }
+  const e = converted as Env;
+  if (e.WATCH_SCOPE === 'project' && !e.COMPOSE_PROJECT) {
+    throw new ConfigError('COMPOSE_PROJECT: required when WATCH_SCOPE=project');
+  }
+  const webhookToken = readSecret(env, 'WEBHOOK_TOKEN');
+  const adminToken = readSecret(env, 'ADMIN_TOKEN');
+  const botToken = readSecret(env, 'TELEGRAM_BOT_TOKEN');
+  const chats = e.TELEGRAM_CHAT_ID.split(',')
+    .filter(Boolean)
+    .map((entry) => {
+      const [chatId = '', topic] = entry.split(':');
+      return Object.freeze({ chatId, topicId: topic === undefined ? undefined : Number(topic) });
+    });
+  const config: Config = {
+    port: e.PORT,
+    host: e.HOST,
+    dockerHost: e.DOCKER_HOST,
+    dockerTimeoutMs: e.DOCKER_TIMEOUT * 1000,
+    webhookToken,
+    webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
+    adminToken,
+    scope: e.WATCH_SCOPE,
+    composeProject: e.COMPOSE_PROJECT,
+    nodeName: e.NODE_NAME,
+    selfContainerId: e.SELF_CONTAINER_ID,
+    dryRun: truthy(e.DRY_RUN),
+    watchdogIntervalMs: e.WATCHDOG_INTERVAL * 1000,
+    watcherHeal: truthy(e.WATCHER_HEAL),
+    startPeriodMs: e.START_PERIOD * 1000,
+    policy: Object.freeze({
+      maxAttempts: e.MAX_RESTART_ATTEMPTS,
+      cooldownMs: e.RESTART_COOLDOWN * 1000,
+      backoffMaxMs: Math.max(e.BACKOFF_MAX, e.RESTART_COOLDOWN) * 1000,
+      stablePeriodMs: e.STABLE_PERIOD * 1000,
+      circuitMaxActions: e.CIRCUIT_MAX_ACTIONS,
+      circuitWindowMs: e.CIRCUIT_WINDOW * 1000,
+      circuitCooldownMs: e.CIRCUIT_COOLDOWN * 1000,
+    }),
+    verifyTimeoutMs: e.VERIFY_TIMEOUT * 1000,
+    verifyGraceMs: e.VERIFY_GRACE * 1000,
+    defaultStopTimeoutSec: e.DEFAULT_STOP_TIMEOUT,
+    maxParallel: e.MAX_PARALLEL,
+    rulesFile: e.RULES_FILE,
+    cleanup: Object.freeze({
+      pruneUntil: e.CLEANUP_PRUNE_UNTIL,
+      pruneVolumes: truthy(e.CLEANUP_PRUNE_VOLUMES),
+      logMaxBytes: e.CLEANUP_LOG_MAX_BYTES,
+    }),
+    schedules: e.SCHEDULES,
+    dataDir: e.DATA_DIR,
+    logFile: e.LOG_FILE,
+    logLevel: e.LOG_LEVEL,
+    telegram: Object.freeze({
+      botToken,
+      chats: Object.freeze(chats),
+      apiUrl: e.TELEGRAM_API_URL.replace(/\/+$/, ''),
+      severities: Object.freeze(
+        e.NOTIFY_SEVERITIES.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    }),
+    shutdownGraceMs: e.SHUTDOWN_GRACE * 1000,
+  };
+  return Object.freeze(config);
+}
+
+/** A Config for tests and tools: the defaults, overridden by the given variables. */
+export function testConfig(env: Record<string, string | undefined> = {}): Config {
+  return loadConfig({ LOG_FILE: '', LOG_LEVEL: 'silent', ...env });
+}

@@ -1,0 +1,33 @@
+// Every label key the service reads, on containers and on alerts, in one place.
+
+/** Container labels an operator sets to steer healing. */
+export const CONTAINER_LABELS = {
+  enable: 'autoheal.enable',
+  /** docker-autoheal's opt-in label, honoured so its users can switch without relabelling. */
+  legacyEnable: 'autoheal',
+  actions: 'autoheal.actions',
+  maxAttempts: 'autoheal.max_attempts',
+  cooldown: 'autoheal.cooldown',
+  stopTimeout: 'autoheal.stop.timeout',
+  onUnhealthy: 'autoheal.on_unhealthy',
+  startPeriod: 'autoheal.start_period',
+  protect: 'autoheal.protect',
+  pausedUntil: 'autoheal.paused_until',
+  composeProject: 'com.docker.compose.project',
+  composeService: 'com.docker.compose.service',
+  composeOneoff: 'com.docker.compose.oneoff',
+} as const;
+
+/** Alert labels, in order of preference where several name the same thing. */
+export const ALERT_LABELS = {
+  alertname: 'alertname',
+  remediation: 'remediation',
+  severity: 'severity',
+  containerName: ['container', 'container_name', 'name'],
+  service: ['service', 'container_label_com_docker_compose_service'],
+  project: ['project', 'container_label_com_docker_compose_project'],
+  host: ['host', 'nodename', 'node'],
+} as const;
+
+/** The label every container made by the test suite carries, so teardown can find them all. */
+export const TEST_LABEL = 'autoheal.test';

@@ -1,0 +1,214 @@
+// The one policy every action obeys, as pure functions of (signal, container, state, config, now).
+// Each "no" carries its reason; the engine logs and counts every decision under it.
+import type { PolicyConfig } from '../config.js';
+import { parseDuration } from './duration.js';
+import { CONTAINER_LABELS } from './labels.js';
+import { checkScope, type ScopeContext } from './scope.js';
+import {
+  type ActionName,
+  type ContainerRecord,
+  type ContainerView,
+  type Decision,
+  isAction,
+  type Signal,
+} from './types.js';
+
+export interface PolicyContext extends ScopeContext {
+  readonly dryRun: boolean;
+  readonly policy: PolicyConfig;
+  readonly startPeriodMs: number;
+  readonly nodeName: string | undefined;
+}
+
+export interface CircuitView {
+  readonly actionTimes: ReadonlyArray<number>;
+  readonly openUntil?: number | undefined;
+}
+
+export interface DecideInput {
+  readonly signal: Signal;
+  readonly action: ActionName;
+  readonly container: ContainerView;
+  readonly record: ContainerRecord | undefined;
+  readonly circuit: CircuitView;
+  /** An action on this container is running now. */
+  readonly busy: boolean;
+  readonly now: number;
+  readonly ctx: PolicyContext;
+}
+
+const AUTOMATIC = new Set(['alertmanager', 'docker_event', 'reconcile', 'schedule']);
+const WATCHER = new Set(['docker_event', 'reconcile']);
+
+const skip = (reason: Extract<Decision, { verdict: 'skip' }>['reason'], detail?: string): Decision => ({
+  verdict: 'skip',
+  reason,
+  detail,
+});
+
+/** A per-container label override of a number of seconds or a duration, in ms. */
+function labelMs(c: ContainerView, key: string): number | undefined {
+  const v = c.labels[key];
+  return v === undefined ? undefined : parseDuration(v);
+}
+
+export function maxAttemptsFor(c: ContainerView, p: PolicyConfig): number {
+  const v = Number(c.labels[CONTAINER_LABELS.maxAttempts]);
+  return Number.isInteger(v) && v > 0 ? v : p.maxAttempts;
+}
+
+export function cooldownBaseFor(c: ContainerView | undefined, p: PolicyConfig): number {
+  return (c && labelMs(c, CONTAINER_LABELS.cooldown)) ?? p.cooldownMs;
+}
+
+/** Cooldown after a remediation: the base, doubled for each consecutive failure, capped. */
+export function cooldownAfter(failures: number, baseMs: number, maxMs: number): number {
+  if (failures <= 0) return baseMs;
+  return Math.min(baseMs * 2 ** (failures - 1), Math.max(maxMs, baseMs));
+}
+
+/** Attempts count only until the container has stayed healthy for the stable period (kubelet-style reset). */
+export function effectiveAttempts(r: ContainerRecord | undefined, now: number, p: PolicyConfig): number {
+  if (!r) return 0;
+  if (r.healthySince !== undefined && now - r.healthySince >= p.stablePeriodMs && !r.inFlight) return 0;
+  return r.attempts;
+}
+
+export function allowedActions(c: ContainerView): ReadonlySet<string> | undefined {
+  const v = c.labels[CONTAINER_LABELS.actions];
+  if (v === undefined) return undefined;
+  return new Set(
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+}
+
+export function pausedUntil(c: ContainerView, r: ContainerRecord | undefined): number | undefined {
+  const fromLabel = c.labels[CONTAINER_LABELS.pausedUntil];
+  const labelTime = fromLabel ? Date.parse(fromLabel) : Number.NaN;
+  const times = [r?.pausedUntil, Number.isNaN(labelTime) ? undefined : labelTime].filter(
+    (t): t is number => t !== undefined,
+  );
+  return times.length ? Math.max(...times) : undefined;
+}
+
+export const circuitIsOpen = (c: CircuitView, now: number): boolean =>
+  c.openUntil !== undefined && c.openUntil > now;
+
+/** Records one automatic action in the breaker's window; says whether this action opens it. */
+export function recordAction(
+  c: CircuitView,
+  now: number,
+  p: PolicyConfig,
+): { next: CircuitView; opened: boolean } {
+  const actionTimes = [...c.actionTimes.filter((t) => now - t < p.circuitWindowMs), now];
+  if (actionTimes.length > p.circuitMaxActions && !circuitIsOpen(c, now)) {
+    return { next: { actionTimes: [], openUntil: now + p.circuitCooldownMs }, opened: true };
+  }
+  return { next: { actionTimes, openUntil: c.openUntil }, opened: false };
+}
+
+/** The decision for one action on one container. */
+export function decide(i: DecideInput): Decision {
+  const { signal, action, container: c, record: r, now, ctx } = i;
+  const automatic = AUTOMATIC.has(signal.source);
+
+  const scope = checkScope(c, ctx);
+  if (!scope.ok) return skip(scope.reason, scope.detail);
+  if (c.labels[CONTAINER_LABELS.protect] === 'true')
+    return skip('protected', `${CONTAINER_LABELS.protect}=true`);
+  const allowed = allowedActions(c);
+  if (allowed && !allowed.has(action)) {
+    return skip('action_not_allowed', `${CONTAINER_LABELS.actions}=${[...allowed].join(',')}`);
+  }
+  const paused = pausedUntil(c, r);
+  if (paused !== undefined && paused > now)
+    return skip('paused', `paused until ${new Date(paused).toISOString()}`);
+  if (i.busy || r?.inFlight) return skip('in_progress', `${r?.inFlight?.action ?? 'an action'} is running`);
+
+  if (automatic && r?.stoppedByOperator && c.state !== 'running') {
+    return skip('stopped_by_operator', 'stopped on purpose; start it to resume healing');
+  }
+  if (WATCHER.has(signal.source)) {
+    const startPeriod = labelMs(c, CONTAINER_LABELS.startPeriod) ?? ctx.startPeriodMs;
+    if (c.state === 'running' && c.startedAt !== undefined && now - c.startedAt < startPeriod) {
+      return skip('start_period', `started ${Math.round((now - c.startedAt) / 1000)}s ago`);
+    }
+    if (signal.condition === 'unhealthy' && c.health === 'healthy') return skip('already_healthy');
+    if (signal.condition === 'exited' && c.state === 'running')
+      return skip('already_healthy', 'running again');
+  }
+
+  if (signal.force)
+    return {
+      verdict: 'act',
+      reason: ctx.dryRun || signal.dryRun ? 'dry_run' : 'forced',
+      action,
+      dryRun: Boolean(ctx.dryRun || signal.dryRun),
+    };
+
+  if (r?.givenUp) return skip('given_up', 'waiting for recovery or an operator reset');
+  const max = maxAttemptsFor(c, ctx.policy);
+  const attempts = effectiveAttempts(r, now, ctx.policy);
+  if (attempts >= max) return skip('max_attempts', `${attempts} of ${max} attempts used`);
+  if (r?.nextAllowedAt !== undefined && r.nextAllowedAt > now && attempts > 0) {
+    return skip('cooldown_active', `next action allowed in ${Math.ceil((r.nextAllowedAt - now) / 1000)}s`);
+  }
+  if (automatic && circuitIsOpen(i.circuit, now)) {
+    return skip(
+      'circuit_open',
+      `automatic actions paused until ${new Date(i.circuit.openUntil ?? now).toISOString()}`,
+    );
+  }
+  if (ctx.dryRun || signal.dryRun) return { verdict: 'act', reason: 'dry_run', action, dryRun: true };
+  return { verdict: 'act', reason: 'ok', action, dryRun: false };
+}
+
+/** Decisions about a host-wide action (cleanup): no container scope, but the breaker and dry run apply. */
+export function decideHost(
+  signal: Signal,
+  circuit: CircuitView,
+  busy: boolean,
+  now: number,
+  ctx: PolicyContext,
+): Decision {
+  if (busy) return skip('in_progress', 'a cleanup is running');
+  if (!signal.force && AUTOMATIC.has(signal.source) && circuitIsOpen(circuit, now)) {
+    return skip(
+      'circuit_open',
+      `automatic actions paused until ${new Date(circuit.openUntil ?? now).toISOString()}`,
+    );
+  }
+  const dryRun = Boolean(ctx.dryRun || signal.dryRun);
+  return {
+    verdict: 'act',
+    reason: dryRun ? 'dry_run' : signal.force ? 'forced' : 'ok',
+    action: 'cleanup',
+    dryRun,
+  };
+}
+
+/** Checks that apply to a signal before any target is looked up. */
+export function admit(
+  signal: Signal,
+  ctx: PolicyContext,
+): { ok: true; action: ActionName } | { ok: false; decision: Decision } {
+  if (signal.host && ctx.nodeName && signal.host !== ctx.nodeName) {
+    return {
+      ok: false,
+      decision: skip('other_host', `alert is for host ${signal.host}, this is ${ctx.nodeName}`),
+    };
+  }
+  if (signal.action === undefined)
+    return { ok: false, decision: skip('no_action', 'no remediation label or rule') };
+  if (!isAction(signal.action)) {
+    return { ok: false, decision: skip('unknown_action', `unknown action "${signal.action}"`) };
+  }
+  if (signal.action === 'none') return { ok: false, decision: skip('no_action', 'remediation=none') };
+  if (signal.target.kind === 'none' && signal.action !== 'cleanup') {
+    return { ok: false, decision: skip('no_target', 'no container, container_name, name or service label') };
+  }
+  return { ok: true, action: signal.action };
+}

@@ -1,0 +1,72 @@
+// The optional rules file: maps alerts that carry no `remediation` label to an action, by alertname and
+// label matchers. Loaded and validated once at start-up; matching is pure.
+import { readFileSync } from 'node:fs';
+import { type Static, Type } from 'typebox';
+import { Value } from 'typebox/value';
+import { parse } from 'yaml';
+import { ACTIONS } from './types.js';
+
+const Rule = Type.Object(
+  {
+    alertname: Type.Optional(Type.String({ minLength: 1 })),
+    match: Type.Optional(Type.Record(Type.String(), Type.String())),
+    match_re: Type.Optional(Type.Record(Type.String(), Type.String())),
+    action: Type.Union(ACTIONS.map((a) => Type.Literal(a))),
+    params: Type.Optional(Type.Record(Type.String(), Type.String())),
+  },
+  { additionalProperties: false },
+);
+export const RulesFileSchema = Type.Object({ rules: Type.Array(Rule) }, { additionalProperties: false });
+export type RulesFile = Static<typeof RulesFileSchema>;
+
+export interface CompiledRule {
+  readonly alertname?: string | undefined;
+  readonly match: ReadonlyArray<[string, string]>;
+  readonly matchRe: ReadonlyArray<[string, RegExp]>;
+  readonly action: string;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+export function compileRules(doc: unknown, source = 'rules file'): CompiledRule[] {
+  if (!Value.Check(RulesFileSchema, doc)) {
+    const [e] = Value.Errors(RulesFileSchema, doc);
+    throw new Error(`${source}: ${e?.instancePath || '/'} ${e?.message ?? 'is invalid'}`);
+  }
+  return doc.rules.map((r, i) => ({
+    alertname: r.alertname,
+    match: Object.entries(r.match ?? {}),
+    matchRe: Object.entries(r.match_re ?? {}).map(([k, re]): [string, RegExp] => {
+      try {
+        // Anchored like Prometheus matchers.
+        return [k, new RegExp(`^(?:${re})$`)];
+      } catch (err) {
+        throw new Error(`${source}: rules[${i}].match_re.${k}: ${(err as Error).message}`);
+      }
+    }),
+    action: r.action,
+    params: r.params ?? {},
+  }));
+}
+
+export function loadRulesFile(path: string): CompiledRule[] {
+  let doc: unknown;
+  try {
+    doc = parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`RULES_FILE: cannot read ${path}: ${(err as Error).message}`);
+  }
+  return compileRules(doc, `RULES_FILE ${path}`);
+}
+
+/** The first rule matching the alert's labels. */
+export function matchRule(
+  rules: ReadonlyArray<CompiledRule>,
+  labels: Readonly<Record<string, string>>,
+): CompiledRule | undefined {
+  return rules.find(
+    (r) =>
+      (r.alertname === undefined || labels.alertname === r.alertname) &&
+      r.match.every(([k, v]) => labels[k] === v) &&
+      r.matchRe.every(([k, re]) => re.test(labels[k] ?? '')),
+  );
+}

@@ -1,0 +1,44 @@
+// Which containers the service may touch: the opt-in scope, the opt-out label, and never itself.
+import type { WatchScope } from '../config.js';
+import { CONTAINER_LABELS } from './labels.js';
+import type { ContainerView } from './types.js';
+
+export interface ScopeContext {
+  readonly scope: WatchScope;
+  readonly composeProject: string | undefined;
+  readonly selfContainerId: string | undefined;
+}
+
+export type ScopeVerdict =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly reason: 'self' | 'not_in_scope'; readonly detail: string };
+
+export const isSelf = (c: Pick<ContainerView, 'id' | 'name'>, selfId: string | undefined): boolean =>
+  Boolean(selfId && (c.id.startsWith(selfId) || c.name === selfId));
+
+export function checkScope(c: ContainerView, ctx: ScopeContext): ScopeVerdict {
+  if (isSelf(c, ctx.selfContainerId))
+    return { ok: false, reason: 'self', detail: 'the service never acts on its own container' };
+  const enable = c.labels[CONTAINER_LABELS.enable];
+  if (enable === 'false')
+    return { ok: false, reason: 'not_in_scope', detail: `${CONTAINER_LABELS.enable}=false` };
+  switch (ctx.scope) {
+    case 'all':
+      return { ok: true };
+    case 'project':
+      return c.labels[CONTAINER_LABELS.composeProject] === ctx.composeProject
+        ? { ok: true }
+        : { ok: false, reason: 'not_in_scope', detail: `not in compose project ${ctx.composeProject}` };
+    case 'label':
+      return enable === 'true' || c.labels[CONTAINER_LABELS.legacyEnable] === 'true'
+        ? { ok: true }
+        : { ok: false, reason: 'not_in_scope', detail: `not labelled ${CONTAINER_LABELS.enable}=true` };
+  }
+}
+
+/** Docker label filters that list the candidates of a scope in one API call. */
+export function scopeListFilter(ctx: ScopeContext): string[] | undefined {
+  if (ctx.scope === 'project' && ctx.composeProject)
+    return [`${CONTAINER_LABELS.composeProject}=${ctx.composeProject}`];
+  return undefined;
+}

@@ -1,0 +1,135 @@
+// The vocabulary shared by inputs, decisions and effects: signals, targets, container views and decisions.
+
+export const ACTIONS = ['restart', 'stop_start', 'cleanup', 'none'] as const;
+export type ActionName = (typeof ACTIONS)[number];
+export const isAction = (value: string): value is ActionName =>
+  (ACTIONS as readonly string[]).includes(value);
+
+/** Actions that act on one container (cleanup acts on the host, none only records and escalates). */
+export const CONTAINER_ACTIONS: ReadonlySet<ActionName> = new Set(['restart', 'stop_start']);
+
+export type SignalSource = 'alertmanager' | 'docker_event' | 'reconcile' | 'manual' | 'schedule';
+
+/** What a failure signal says is wrong, when an input knows (the watcher does; alerts say it in labels). */
+export type Condition = 'unhealthy' | 'exited' | 'oom' | 'crash_loop' | 'alert' | 'requested';
+
+export type TargetSelector =
+  | { readonly kind: 'container'; readonly name: string }
+  | { readonly kind: 'service'; readonly service: string; readonly project?: string | undefined }
+  | { readonly kind: 'host' }
+  | { readonly kind: 'none' };
+
+/** A normalised input: every input (webhook, engine events, reconcile, manual API, schedule) produces these. */
+export interface Signal {
+  readonly id: string;
+  readonly source: SignalSource;
+  readonly status: 'firing' | 'resolved';
+  readonly receivedAt: number;
+  readonly condition: Condition;
+  readonly target: TargetSelector;
+  /** The requested action, unvalidated (from the remediation label, the rules file, the API or a default). */
+  readonly action: string | undefined;
+  readonly params: Readonly<Record<string, string>>;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly alertname?: string | undefined;
+  readonly fingerprint?: string | undefined;
+  readonly startsAt?: string | undefined;
+  readonly severity?: string | undefined;
+  readonly host?: string | undefined;
+  readonly generatorURL?: string | undefined;
+  readonly externalURL?: string | undefined;
+  readonly requestedBy?: string | undefined;
+  readonly reason?: string | undefined;
+  readonly force?: boolean | undefined;
+  readonly dryRun?: boolean | undefined;
+  /** Set by the manual API so its caller can follow the remediation it asked for. */
+  readonly remediationId?: string | undefined;
+}
+
+export type HealthStatus = 'healthy' | 'unhealthy' | 'starting' | 'none';
+
+/** What the policy needs to know about one container, as the engine reported it. */
+export interface ContainerView {
+  readonly id: string;
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly state: string;
+  readonly health: HealthStatus;
+  readonly startedAt?: number | undefined;
+  readonly restartCount?: number | undefined;
+  readonly stopTimeoutSec?: number | undefined;
+}
+
+/** Durable per-container policy state, keyed by container name (ids change when a container is recreated). */
+export interface ContainerRecord {
+  readonly name: string;
+  /** Actions since the container was last seen recovered. */
+  readonly attempts: number;
+  /** Consecutive failed remediations: drives the exponential cooldown. */
+  readonly failures: number;
+  readonly lastActionAt?: number | undefined;
+  readonly lastAction?: string | undefined;
+  readonly lastResult?: string | undefined;
+  readonly nextAllowedAt?: number | undefined;
+  readonly givenUp: boolean;
+  readonly givenUpAt?: number | undefined;
+  readonly pausedUntil?: number | undefined;
+  readonly healthySince?: number | undefined;
+  /** Set when an operator stopped the container on purpose; cleared when it starts again. */
+  readonly stoppedByOperator?: boolean | undefined;
+  /** The intent recorded before an action runs; survives a crash of the service. */
+  readonly inFlight?:
+    | { readonly action: ActionName; readonly startedAt: number; readonly remediationId: string }
+    | undefined;
+  readonly incidentId?: string | undefined;
+  /** A retry scheduled after a failed remediation; cancelled when its alert resolves. */
+  readonly pendingRetry?: { readonly action: ActionName; readonly at: number } | undefined;
+}
+
+export const emptyRecord = (name: string): ContainerRecord => ({
+  name,
+  attempts: 0,
+  failures: 0,
+  givenUp: false,
+});
+
+export const SKIP_REASONS = [
+  'duplicate',
+  'resolved',
+  'other_host',
+  'no_target',
+  'unknown_action',
+  'target_not_found',
+  'self',
+  'not_in_scope',
+  'protected',
+  'action_not_allowed',
+  'paused',
+  'stopped_by_operator',
+  'start_period',
+  'in_progress',
+  'given_up',
+  'max_attempts',
+  'cooldown_active',
+  'circuit_open',
+  'already_healthy',
+  'no_action',
+] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+export const ACT_REASONS = ['ok', 'dry_run', 'forced'] as const;
+export type ActReason = (typeof ACT_REASONS)[number];
+export const DECISION_REASONS = [...ACT_REASONS, ...SKIP_REASONS] as const;
+export type DecisionReason = ActReason | SkipReason;
+
+export type Decision =
+  | {
+      readonly verdict: 'act';
+      readonly reason: ActReason;
+      readonly action: ActionName;
+      readonly dryRun: boolean;
+    }
+  | { readonly verdict: 'skip'; readonly reason: SkipReason; readonly detail?: string | undefined };
+
+export const REMEDIATION_RESULTS = ['succeeded', 'failed', 'timed_out', 'dry_run', 'skipped'] as const;
+export type RemediationResult = (typeof REMEDIATION_RESULTS)[number];

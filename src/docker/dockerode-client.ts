@@ -1,0 +1,285 @@
+// DockerClient on dockerode. Every single call carries its own AbortSignal timeout; the event stream
+// carries none (a quiet stream is healthy) and is parsed line by line so it never buffers whole.
+import { createInterface } from 'node:readline';
+import Docker from 'dockerode';
+import type { HealthStatus } from '../core/types.js';
+import {
+  type ContainerDetails,
+  type ContainerSummary,
+  type DockerClient,
+  type DockerEvent,
+  isNotFound,
+  type PruneFilters,
+  type PruneKind,
+  type PruneReport,
+  parseHealth,
+  type StartOutcome,
+  type StopOutcome,
+} from './client.js';
+
+export const WATCHED_EVENTS = ['health_status', 'die', 'oom', 'start', 'destroy', 'kill', 'stop'] as const;
+
+/** dockerode connection options from a DOCKER_HOST value (unix:///path or tcp://host:port). */
+export function dockerOptions(dockerHost: string): Docker.DockerOptions {
+  const url = new URL(dockerHost);
+  if (url.protocol === 'unix:') return { socketPath: url.pathname };
+  const protocol = url.protocol === 'https:' ? 'https' : 'http';
+  return { host: url.hostname, port: Number(url.port || (protocol === 'https' ? 2376 : 2375)), protocol };
+}
+
+const statusOf = (err: unknown) => (err as { statusCode?: number })?.statusCode;
+const ms = (iso: string | undefined): number | undefined => {
+  if (!iso || iso.startsWith('0001-')) return undefined;
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? undefined : t;
+};
+
+export class DockerodeClient implements DockerClient {
+  readonly docker: Docker;
+  constructor(
+    dockerHost: string,
+    private readonly timeoutMs = 10_000,
+  ) {
+    this.docker = new Docker(dockerOptions(dockerHost));
+  }
+
+  private signal(extraMs = 0): AbortSignal {
+    return AbortSignal.timeout(this.timeoutMs + extraMs);
+  }
+
+  async ping(): Promise<void> {
+    // dockerode accepts options on ping; its published types do not say so.
+    const ping = this.docker.ping as unknown as (opts: object) => Promise<unknown>;
+    await ping.call(this.docker, { abortSignal: this.signal() });
+  }
+
+  async listContainers(
+    opts: { all?: boolean; labels?: ReadonlyArray<string> } = {},
+  ): Promise<ContainerSummary[]> {
+    const filters: Record<string, string[]> = {};
+    if (opts.labels?.length) filters.label = [...opts.labels];
+    const list = await this.docker.listContainers({
+      all: opts.all ?? true,
+      filters: JSON.stringify(filters),
+      abortSignal: this.signal(),
+    } as Docker.ContainerListOptions);
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names?.[0] ?? c.Id).replace(/^\//, ''),
+      labels: c.Labels ?? {},
+      image: c.Image,
+      state: c.State,
+      status: c.Status,
+      health: c.State === 'running' ? parseHealth(c.Status) : 'none',
+      created: c.Created * 1000,
+    }));
+  }
+
+  async inspect(idOrName: string): Promise<ContainerDetails | undefined> {
+    try {
+      const c = await this.docker
+        .getContainer(idOrName)
+        .inspect({ abortSignal: this.signal() } as Docker.ContainerInspectOptions);
+      const health = c.State.Health?.Status as HealthStatus | undefined;
+      const log = c.State.Health?.Log;
+      const stopTimeout = (c.Config as { StopTimeout?: number }).StopTimeout;
+      return {
+        id: c.Id,
+        name: c.Name.replace(/^\//, ''),
+        labels: c.Config.Labels ?? {},
+        image: c.Config.Image,
+        state: c.State.Status,
+        running: c.State.Running,
+        health: c.State.Running && health ? health : 'none',
+        hasHealthCheck: Boolean(
+          c.Config.Healthcheck?.Test?.length && c.Config.Healthcheck.Test[0] !== 'NONE',
+        ),
+        startedAt: ms(c.State.StartedAt),
+        finishedAt: ms(c.State.FinishedAt),
+        exitCode: c.State.ExitCode,
+        oomKilled: c.State.OOMKilled,
+        restartCount: c.RestartCount,
+        restartPolicy: c.HostConfig.RestartPolicy?.Name || 'no',
+        stopTimeoutSec: typeof stopTimeout === 'number' ? stopTimeout : undefined,
+        logPath: c.LogPath || undefined,
+        lastHealthOutput: log?.length ? log[log.length - 1]?.Output : undefined,
+      };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async restart(id: string, stopTimeoutSec: number): Promise<'restarted' | 'gone'> {
+    try {
+      // The HTTP call must outlive the stop timeout, or a slow stop is reported as a failure.
+      await this.docker
+        .getContainer(id)
+        .restart({ t: stopTimeoutSec, abortSignal: this.signal(stopTimeoutSec * 1000) } as { t: number });
+      return 'restarted';
+    } catch (err) {
+      if (isNotFound(err)) return 'gone';
+      throw err;
+    }
+  }
+
+  async stop(id: string, stopTimeoutSec: number): Promise<StopOutcome> {
+    try {
+      await this.docker
+        .getContainer(id)
+        .stop({ t: stopTimeoutSec, abortSignal: this.signal(stopTimeoutSec * 1000) } as { t: number });
+      return 'stopped';
+    } catch (err) {
+      const code = statusOf(err);
+      if (code === 304) return 'already_stopped';
+      if (code === 404) return 'gone';
+      throw err;
+    }
+  }
+
+  async start(id: string): Promise<StartOutcome> {
+    try {
+      await this.docker.getContainer(id).start({ abortSignal: this.signal() } as object);
+      return 'started';
+    } catch (err) {
+      const code = statusOf(err);
+      if (code === 304) return 'already_running';
+      if (code === 404) return 'gone';
+      throw err;
+    }
+  }
+
+  async kill(id: string): Promise<'killed' | 'not_running' | 'gone'> {
+    try {
+      await this.docker.getContainer(id).kill({ abortSignal: this.signal() } as object);
+      return 'killed';
+    } catch (err) {
+      const code = statusOf(err);
+      if (code === 404) return 'gone';
+      if (code === 409) return 'not_running';
+      throw err;
+    }
+  }
+
+  async remove(id: string): Promise<{ removed: boolean; reclaimedBytes: number }> {
+    const c = this.docker.getContainer(id);
+    try {
+      const info = (await c.inspect({
+        size: true,
+        abortSignal: this.signal(),
+      } as Docker.ContainerInspectOptions)) as {
+        SizeRw?: number;
+      };
+      await c.remove({ v: false, abortSignal: this.signal(30_000) } as { v: boolean });
+      return { removed: true, reclaimedBytes: info.SizeRw ?? 0 };
+    } catch (err) {
+      if (isNotFound(err)) return { removed: false, reclaimedBytes: 0 };
+      throw err;
+    }
+  }
+
+  async prune(kind: PruneKind, f: PruneFilters): Promise<PruneReport> {
+    const filters: Record<string, string[]> = {};
+    if (f.until && kind !== 'volumes') filters.until = [f.until];
+    if (f.labelNot?.length) filters['label!'] = [...f.labelNot];
+    if (kind === 'images') filters.dangling = [f.danglingOnly === false ? 'false' : 'true'];
+    const opts = { filters: JSON.stringify(filters), abortSignal: this.signal(120_000) } as object;
+    switch (kind) {
+      case 'containers': {
+        const r = await this.docker.pruneContainers(opts);
+        return { kind, deleted: r.ContainersDeleted ?? [], reclaimedBytes: r.SpaceReclaimed ?? 0 };
+      }
+      case 'images': {
+        const r = await this.docker.pruneImages(opts);
+        const deleted = (r.ImagesDeleted ?? [])
+          .map((d: { Deleted?: string; Untagged?: string }) => d.Deleted ?? d.Untagged ?? '')
+          .filter(Boolean);
+        return { kind, deleted, reclaimedBytes: r.SpaceReclaimed ?? 0 };
+      }
+      case 'networks': {
+        const r = await this.docker.pruneNetworks(opts);
+        return { kind, deleted: r.NetworksDeleted ?? [], reclaimedBytes: 0 };
+      }
+      case 'volumes': {
+        const r = await this.docker.pruneVolumes(opts);
+        return { kind, deleted: r.VolumesDeleted ?? [], reclaimedBytes: r.SpaceReclaimed ?? 0 };
+      }
+      case 'build': {
+        const r = (await this.docker.pruneBuilder(opts)) as unknown as {
+          CachesDeleted?: string[];
+          SpaceReclaimed?: number;
+        };
+        return { kind, deleted: r.CachesDeleted ?? [], reclaimedBytes: r.SpaceReclaimed ?? 0 };
+      }
+    }
+  }
+
+  async *events(opts: { since?: number; signal: AbortSignal }): AsyncIterable<DockerEvent> {
+    const query: Record<string, unknown> = {
+      filters: JSON.stringify({ type: ['container'], event: [...WATCHED_EVENTS] }),
+      abortSignal: opts.signal,
+    };
+    if (opts.since !== undefined) query.since = (opts.since / 1000).toFixed(3);
+    const stream = (await this.docker.getEvents(
+      query as Docker.GetEventsOptions,
+    )) as NodeJS.ReadableStream & {
+      destroy(): void;
+    };
+    const onAbort = () => stream.destroy();
+    opts.signal.addEventListener('abort', onAbort, { once: true });
+    const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+    try {
+      for await (const line of lines) {
+        if (!line.trim()) continue;
+        const ev = parseEvent(line);
+        if (ev) yield ev;
+      }
+    } finally {
+      opts.signal.removeEventListener('abort', onAbort);
+      lines.close();
+      stream.destroy();
+    }
+  }
+}
+
+/** One line of the engine's event stream; undefined for a line that is not a container event. */
+export function parseEvent(line: string): DockerEvent | undefined {
+  let raw: {
+    Type?: string;
+    Action?: string;
+    status?: string;
+    id?: string;
+    Actor?: { ID?: string; Attributes?: Record<string, string> };
+    time?: number;
+    timeNano?: number | string;
+  };
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (raw.Type !== undefined && raw.Type !== 'container') return undefined;
+  const attributes = raw.Actor?.Attributes ?? {};
+  const id = raw.Actor?.ID ?? raw.id;
+  const action = raw.Action ?? raw.status;
+  if (!id || !action) return undefined;
+  // Event attributes mix the container's labels with engine keys; these keys are the engine's own.
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(attributes)) {
+    if (!ENGINE_ATTRIBUTES.has(k)) labels[k] = v;
+  }
+  // timeNano arrives as a JSON number that may exceed 2^53; the digits of the raw line are exact.
+  const nanoText = /"timeNano":\s*([0-9]+)/.exec(line)?.[1];
+  const timeNano = nanoText ? BigInt(nanoText) : BigInt(raw.time ?? 0) * 1_000_000_000n;
+  return {
+    action,
+    id,
+    name: attributes.name ?? id.slice(0, 12),
+    labels,
+    attributes,
+    time: Number(timeNano / 1_000_000n),
+    timeNano,
+  };
+}
+
+const ENGINE_ATTRIBUTES = new Set(['name', 'image', 'exitCode', 'signal', 'execDuration']);

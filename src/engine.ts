@@ -1,0 +1,908 @@
+// The incident engine: the one path every signal takes, whichever input it came from.
+//   accept (durable, de-duplicated) → admit → resolve targets → decide (pure policy) → act → verify
+// Decisions are pure (core/policy.ts); this module owns the effects: state writes, Docker calls,
+// timers for retries, escalations, metrics and the audit log.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import pLimit from 'p-limit';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import type { Clock } from './core/clock.js';
+import { CONTAINER_LABELS } from './core/labels.js';
+import {
+  admit,
+  circuitIsOpen,
+  cooldownAfter,
+  cooldownBaseFor,
+  decide,
+  decideHost,
+  effectiveAttempts,
+  maxAttemptsFor,
+  type PolicyContext,
+  recordAction,
+} from './core/policy.js';
+import { describeTarget, matchTargets } from './core/targets.js';
+import {
+  type ActionName,
+  type ContainerRecord,
+  type ContainerView,
+  type Decision,
+  emptyRecord,
+  type RemediationResult,
+  type Signal,
+} from './core/types.js';
+import type { ContainerDetails, DockerClient } from './docker/client.js';
+import type { Metrics } from './metrics.js';
+import type { AttemptSummary, Escalation, EscalationKind, EscalationSink } from './notifiers/escalation.js';
+import { containerHandlers, hostHandlers } from './remediations/index.js';
+import { verifyRecovery } from './remediations/verify.js';
+import type { CompiledRule } from './core/rules.js';
+import type { Incident, IncidentEvent, RemediationRecord, RemediationState, Store } from './state/store.js';
+
+export interface EngineDeps {
+  readonly config: Config;
+  readonly docker: DockerClient;
+  readonly store: Store;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly escalations: EscalationSink;
+  readonly rules?: ReadonlyArray<CompiledRule>;
+}
+
+export interface IngestResult {
+  readonly accepted: ReadonlyArray<Signal>;
+  readonly duplicates: number;
+}
+
+const HOST_KEY = 'host:cleanup';
+
+/** The key that makes a redelivered signal a duplicate; undefined for signals that are never duplicates. */
+export function dedupKey(s: Signal): string | undefined {
+  if (s.source === 'alertmanager' && s.fingerprint)
+    return `am:${s.fingerprint}:${s.startsAt ?? ''}:${s.status}`;
+  return undefined;
+}
+
+export class Engine {
+  private readonly busy = new Set<string>();
+  private readonly limit: ReturnType<typeof pLimit>;
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly running = new Set<Promise<unknown>>();
+  private readonly ctx: PolicyContext;
+  private readonly host: string;
+  private stopping = false;
+
+  constructor(private readonly d: EngineDeps) {
+    const c = d.config;
+    this.limit = pLimit(c.maxParallel);
+    this.host = c.nodeName ?? hostname();
+    this.ctx = {
+      scope: c.scope,
+      composeProject: c.composeProject,
+      selfContainerId: c.selfContainerId,
+      dryRun: c.dryRun,
+      policy: c.policy,
+      startPeriodMs: c.startPeriodMs,
+      nodeName: c.nodeName,
+    };
+  }
+
+  get policyContext(): PolicyContext {
+    return this.ctx;
+  }
+
+  /**
+   * Durably accepts signals: de-duplicates, records them in the inbox, then processes them in the
+   * background. Throws StateWriteError when the state cannot be written (nothing was accepted).
+   */
+  ingest(signals: ReadonlyArray<Signal>): IngestResult {
+    const { store, metrics } = this.d;
+    const now = this.d.clock.now();
+    const claimed: string[] = [];
+    const accepted: Signal[] = [];
+    let duplicates = 0;
+    try {
+      for (const s of signals) {
+        const key = dedupKey(s);
+        if (key !== undefined) {
+          if (!store.claim(key, now)) {
+            duplicates++;
+            this.audit(s, { verdict: 'skip', reason: 'duplicate', detail: key });
+            continue;
+          }
+          claimed.push(key);
+        }
+        store.accept(s);
+        accepted.push(s);
+      }
+    } catch (err) {
+      // All or nothing: a retry by the sender must not find half the batch marked as seen.
+      for (const key of claimed) {
+        try {
+          store.unclaim(key);
+        } catch {
+          // The disk refuses writes; the in-memory claim is gone with the process anyway.
+        }
+      }
+      for (const s of accepted) {
+        try {
+          store.done(s.id);
+        } catch {
+          // as above
+        }
+      }
+      metrics.stateErrors.inc({ op: 'write' });
+      throw err;
+    }
+    for (const s of accepted) this.dispatch(s);
+    return { accepted, duplicates };
+  }
+
+  /**
+   * A manual request (admin API, CLI, schedule): records a queued remediation the caller can follow,
+   * then takes the same path as every other signal. Returns the remediation id.
+   */
+  request(signal: Omit<Signal, 'remediationId'>): string {
+    const id = randomUUID();
+    const s: Signal = { ...signal, remediationId: id };
+    this.upsertRemediation(s, id, { state: 'queued', container: undefined, action: signal.action ?? 'none' });
+    this.ingest([s]);
+    return id;
+  }
+
+  /** Replays accepted signals and resumes interrupted actions after a restart of the service. */
+  start(): void {
+    const now = this.d.clock.now();
+    for (const r of [...this.d.store.records()]) {
+      if (r.inFlight) {
+        // The service died during an action. It counts as an attempt made at its start; its result is
+        // unknown, so the incident continues with a check after the cooldown, never an extra action now.
+        const base = this.d.config.policy.cooldownMs;
+        const next = Math.max(r.nextAllowedAt ?? 0, r.inFlight.startedAt + base);
+        this.d.log.warn(
+          { event: 'resume', container: r.name, action: r.inFlight.action, nextAllowedAt: next },
+          'resuming an action interrupted by a restart of the service',
+        );
+        this.updateRemediation(r.inFlight.remediationId, {
+          state: 'failed',
+          detail: 'interrupted by a restart of the service',
+        });
+        this.putRecord({
+          ...r,
+          inFlight: undefined,
+          lastResult: 'interrupted',
+          nextAllowedAt: next,
+          pendingRetry: { action: r.inFlight.action, at: next },
+        });
+      }
+    }
+    for (const r of this.d.store.records()) {
+      if (r.pendingRetry && !r.givenUp)
+        this.scheduleRetry(r.name, r.pendingRetry.action, Math.max(now, r.pendingRetry.at));
+    }
+    for (const s of this.d.store.pending()) this.dispatch(s);
+    this.refreshGauges();
+  }
+
+  /** Stops retries and waits for running remediations, at most graceMs. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    this.retryTimers.clear();
+    if (this.running.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Resolves once every signal accepted so far has been processed (tests and benchmarks). */
+  async idle(): Promise<void> {
+    while (this.running.size) await Promise.allSettled([...this.running]);
+  }
+
+  /**
+   * What the health watcher saw of a container: keeps the recovery bookkeeping (healthy since,
+   * recovery of a given-up container, operator stops). Returns nothing; never acts on its own.
+   */
+  observe(c: ContainerView, event?: { stoppedByOperator?: boolean }): void {
+    const now = this.d.clock.now();
+    const r = this.d.store.record(c.name);
+    const healthy = c.state === 'running' && (c.health === 'healthy' || c.health === 'none');
+    if (!r) {
+      if (event?.stoppedByOperator) this.putRecord({ ...emptyRecord(c.name), stoppedByOperator: true });
+      return;
+    }
+    let next: ContainerRecord = r;
+    if (event?.stoppedByOperator !== undefined && r.stoppedByOperator !== event.stoppedByOperator) {
+      next = { ...next, stoppedByOperator: event.stoppedByOperator };
+    }
+    if (healthy && !r.inFlight && !this.busy.has(c.name)) {
+      if (next.healthySince === undefined) next = { ...next, healthySince: now };
+      if (r.givenUp) {
+        next = {
+          ...next,
+          givenUp: false,
+          givenUpAt: undefined,
+          attempts: 0,
+          failures: 0,
+          pendingRetry: undefined,
+        };
+        this.closeIncident(r.incidentId, 'recovered', now, 'healthy again');
+        next = { ...next, incidentId: undefined };
+        this.escalate('recovered', { container: c, detail: 'healthy again after the service gave up' });
+      } else if (
+        r.attempts > 0 &&
+        next.healthySince !== undefined &&
+        now - next.healthySince >= this.d.config.policy.stablePeriodMs
+      ) {
+        next = { ...next, attempts: 0, failures: 0 };
+      }
+    } else if (
+      !healthy &&
+      r.healthySince !== undefined &&
+      c.state === 'running' &&
+      c.health === 'unhealthy'
+    ) {
+      next = { ...next, healthySince: undefined };
+    }
+    if (next !== r) this.putRecord(next);
+  }
+
+  // Operator controls ------------------------------------------------------------------------------
+
+  pause(name: string, untilMs: number | undefined): ContainerRecord {
+    const r = this.d.store.record(name) ?? emptyRecord(name);
+    const next = { ...r, pausedUntil: untilMs };
+    this.putRecord(next);
+    return next;
+  }
+
+  reset(name: string): ContainerRecord {
+    const r = this.d.store.record(name) ?? emptyRecord(name);
+    this.cancelRetry(name);
+    if (r.incidentId) this.closeIncident(r.incidentId, 'reset', this.d.clock.now(), 'reset by an operator');
+    const next: ContainerRecord = {
+      ...r,
+      attempts: 0,
+      failures: 0,
+      givenUp: false,
+      givenUpAt: undefined,
+      nextAllowedAt: undefined,
+      pendingRetry: undefined,
+      incidentId: undefined,
+    };
+    this.putRecord(next);
+    this.refreshGauges();
+    return next;
+  }
+
+  // The pipeline -----------------------------------------------------------------------------------
+
+  private dispatch(signal: Signal): void {
+    const p = this.process(signal)
+      .catch((err) => this.d.log.error({ err, signalId: signal.id }, 'processing a signal failed'))
+      .finally(() => {
+        try {
+          this.d.store.done(signal.id);
+        } catch (err) {
+          this.d.metrics.stateErrors.inc({ op: 'write' });
+          this.d.log.error({ err }, 'cannot mark a signal as processed; it will be replayed after a restart');
+        }
+        this.running.delete(p);
+      });
+    this.running.add(p);
+  }
+
+  private async process(signal: Signal): Promise<void> {
+    if (signal.status === 'resolved') return this.resolve(signal);
+    const admitted = admit(signal, this.ctx);
+    if (!admitted.ok) {
+      this.finishManual(signal, 'skipped', admitted.decision);
+      this.audit(signal, admitted.decision);
+      return;
+    }
+    const action = admitted.action;
+    if (action === 'cleanup') return this.cleanup(signal);
+
+    const targets = await this.resolveTargets(signal);
+    if (targets.length === 0) {
+      const decision: Decision = {
+        verdict: 'skip',
+        reason: 'target_not_found',
+        detail: describeTarget(signal.target),
+      };
+      this.finishManual(signal, 'skipped', decision);
+      this.audit(signal, decision);
+      return;
+    }
+    const outcomes = await Promise.all(targets.map((c) => this.handleContainer(signal, action, c)));
+    if (
+      signal.source === 'alertmanager' &&
+      signal.severity &&
+      this.d.config.telegram.severities.includes(signal.severity)
+    ) {
+      this.notifyOnly(signal, 'alert', targets.length === 1 ? targets[0] : undefined, outcomes.join('; '));
+    }
+  }
+
+  private async resolveTargets(signal: Signal): Promise<ContainerView[]> {
+    const t = signal.target;
+    if (t.kind === 'container') {
+      const c = await this.d.docker.inspect(t.name);
+      return c ? [c] : [];
+    }
+    if (t.kind === 'service') {
+      const list = await this.d.docker.listContainers({
+        all: true,
+        labels: [`${CONTAINER_LABELS.composeService}=${t.service}`],
+      });
+      return matchTargets(t, list);
+    }
+    return [];
+  }
+
+  /** Decides and, when allowed, acts on one container; returns a one-line account of what happened. */
+  private async handleContainer(signal: Signal, action: ActionName, c: ContainerView): Promise<string> {
+    const now = this.d.clock.now();
+    const record = this.d.store.record(c.name);
+    const decision = decide({
+      signal,
+      action,
+      container: c,
+      record,
+      circuit: this.d.store.circuit(),
+      busy: this.busy.has(c.name),
+      now,
+      ctx: this.ctx,
+    });
+    this.audit(signal, decision, c.name);
+    if (record?.incidentId || decision.verdict === 'act' || decision.reason === 'max_attempts') {
+      this.incidentEvent(c.name, signal, {
+        at: now,
+        type: 'signal',
+        source: signal.source,
+        detail: signal.condition,
+      });
+      this.incidentEvent(c.name, signal, {
+        at: now,
+        type: 'decision',
+        reason: decision.reason,
+        action,
+        detail: decision.verdict === 'skip' ? decision.detail : undefined,
+      });
+    }
+    if (decision.verdict === 'skip') {
+      if (decision.reason === 'max_attempts') this.giveUp(c, signal, decision.detail);
+      this.finishManual(signal, 'skipped', decision);
+      return `${c.name}: not acted on (${decision.reason}${decision.detail ? `: ${decision.detail}` : ''})`;
+    }
+    if (decision.dryRun) {
+      this.d.metrics.remediations.inc({ action, result: 'dry_run' });
+      this.d.log.info(
+        { event: 'remediation', container: c.name, action, result: 'dry_run' },
+        `dry run: would ${action}`,
+      );
+      this.finishManual(signal, 'dry_run', decision);
+      return `${c.name}: dry run, would ${action}`;
+    }
+    this.busy.add(c.name);
+    try {
+      const result = await this.limit(() => this.act(signal, action, c));
+      return `${c.name}: ${action} ${result}`;
+    } finally {
+      this.busy.delete(c.name);
+    }
+  }
+
+  /** Records the intent, runs the handler, verifies, and records the result. */
+  private async act(signal: Signal, action: ActionName, view: ContainerView): Promise<RemediationResult> {
+    const { docker, config, metrics, log } = this.d;
+    const handler = containerHandlers.get(action);
+    if (!handler) throw new Error(`no handler for ${action}`);
+    const startedAt = this.d.clock.now();
+    const remediationId = signal.remediationId ?? randomUUID();
+    const before = this.d.store.record(view.name) ?? emptyRecord(view.name);
+    const attempts = effectiveAttempts(before, startedAt, config.policy) + 1;
+    const incidentId = this.openIncident(view.name, signal, startedAt);
+    // Intent first: if the service dies now, the restart counts and the cooldown holds.
+    this.putRecord({
+      ...before,
+      attempts,
+      failures: attempts === 1 ? 0 : before.failures,
+      lastActionAt: startedAt,
+      lastAction: action,
+      healthySince: undefined,
+      pendingRetry: undefined,
+      stoppedByOperator: false,
+      incidentId,
+      inFlight: { action, startedAt, remediationId },
+    });
+    this.cancelRetry(view.name);
+    this.upsertRemediation(signal, remediationId, { state: 'running', container: view.name, action });
+    if (signal.source !== 'manual') this.countForCircuit(startedAt);
+    metrics.inFlight.inc();
+    log.info(
+      {
+        event: 'action',
+        container: view.name,
+        action,
+        attempt: attempts,
+        source: signal.source,
+        alertname: signal.alertname,
+        fingerprint: signal.fingerprint,
+        remediationId,
+        requestedBy: signal.requestedBy,
+        reason: signal.reason,
+      },
+      `${action} ${view.name} (attempt ${attempts})`,
+    );
+
+    let result: RemediationResult = 'failed';
+    let detail = '';
+    let lastHealthOutput: string | undefined;
+    try {
+      const details = await docker.inspect(view.id);
+      if (!details) {
+        detail = 'container no longer exists';
+      } else {
+        const outcome = await handler.run(this.handlerContext(signal), details, this.stopTimeout(details));
+        detail = outcome.detail;
+        if (outcome.ok) {
+          const v = await verifyRecovery(docker, details.id, {
+            timeoutMs: config.verifyTimeoutMs,
+            graceMs: config.verifyGraceMs,
+            now: () => this.d.clock.now(),
+          });
+          result = v.result;
+          detail = `${outcome.detail}; ${v.detail}`;
+          lastHealthOutput = v.lastHealthOutput;
+        }
+      }
+    } catch (err) {
+      detail = `docker error: ${(err as Error).message}`;
+    } finally {
+      metrics.inFlight.dec();
+    }
+    this.recordResult(signal, view, action, { startedAt, remediationId, result, detail, lastHealthOutput });
+    return result;
+  }
+
+  private recordResult(
+    signal: Signal,
+    view: ContainerView,
+    action: ActionName,
+    o: {
+      startedAt: number;
+      remediationId: string;
+      result: RemediationResult;
+      detail: string;
+      lastHealthOutput?: string | undefined;
+    },
+  ): void {
+    const { config, metrics, log } = this.d;
+    const now = this.d.clock.now();
+    const durationMs = now - o.startedAt;
+    const r = this.d.store.record(view.name) ?? emptyRecord(view.name);
+    const ok = o.result === 'succeeded';
+    const failures = ok ? 0 : r.failures + 1;
+    const base = cooldownBaseFor(view, config.policy);
+    const nextAllowedAt = now + cooldownAfter(failures, base, config.policy.backoffMaxMs);
+    const max = maxAttemptsFor(view, config.policy);
+    let next: ContainerRecord = {
+      ...r,
+      inFlight: undefined,
+      failures,
+      lastResult: o.result,
+      nextAllowedAt,
+      healthySince: ok ? now : undefined,
+    };
+    metrics.remediations.inc({ action, result: o.result });
+    metrics.remediationDuration.observe({ action }, durationMs / 1000);
+    log.info(
+      {
+        event: 'remediation',
+        container: view.name,
+        action,
+        result: o.result,
+        durationMs,
+        attempt: r.attempts,
+        detail: o.detail,
+        alertname: signal.alertname,
+        fingerprint: signal.fingerprint,
+        source: signal.source,
+        remediationId: o.remediationId,
+      },
+      `${action} ${view.name}: ${o.result}`,
+    );
+    this.incidentEvent(view.name, signal, {
+      at: now,
+      type: 'verification',
+      action,
+      result: o.result,
+      detail: o.detail,
+      remediationId: o.remediationId,
+    });
+    this.updateRemediation(o.remediationId, {
+      state: o.result as RemediationState,
+      verification: o.result,
+      detail: o.detail,
+      durationMs,
+    });
+    if (ok) {
+      this.closeIncident(r.incidentId, 'recovered', now, o.detail);
+      next = { ...next, incidentId: undefined };
+      this.putRecord(next);
+      return;
+    }
+    if (r.attempts >= max) {
+      this.putRecord(next);
+      this.giveUp(
+        view,
+        signal,
+        `${r.attempts} of ${max} attempts failed; last: ${o.detail}`,
+        o.lastHealthOutput,
+      );
+      return;
+    }
+    next = { ...next, pendingRetry: { action, at: nextAllowedAt } };
+    this.putRecord(next);
+    this.scheduleRetry(view.name, action, nextAllowedAt);
+  }
+
+  private giveUp(
+    view: ContainerView,
+    signal: Signal,
+    detail: string | undefined,
+    lastHealthOutput?: string,
+  ): void {
+    const r = this.d.store.record(view.name) ?? emptyRecord(view.name);
+    if (r.givenUp) return;
+    const now = this.d.clock.now();
+    this.cancelRetry(view.name);
+    this.putRecord({ ...r, givenUp: true, givenUpAt: now, pendingRetry: undefined });
+    this.d.log.warn(
+      { event: 'given_up', container: view.name, attempts: r.attempts, detail },
+      `given up on ${view.name}`,
+    );
+    this.incidentEvent(view.name, signal, { at: now, type: 'escalation', reason: 'given_up', detail });
+    const incident = r.incidentId ? this.d.store.incident(r.incidentId) : undefined;
+    if (incident) this.d.store.putIncident({ ...incident, status: 'given_up' });
+    this.escalate('given_up', { container: view, signal, detail, lastHealthOutput, incident });
+    this.refreshGauges();
+  }
+
+  private async cleanup(signal: Signal): Promise<void> {
+    const now = this.d.clock.now();
+    const decision = decideHost(signal, this.d.store.circuit(), this.busy.has(HOST_KEY), now, this.ctx);
+    this.audit(signal, decision, 'host');
+    if (decision.verdict === 'skip') {
+      this.finishManual(signal, 'skipped', decision);
+      return;
+    }
+    if (decision.dryRun) {
+      this.d.metrics.remediations.inc({ action: 'cleanup', result: 'dry_run' });
+      this.finishManual(signal, 'dry_run', decision);
+      return;
+    }
+    const remediationId = signal.remediationId ?? randomUUID();
+    this.busy.add(HOST_KEY);
+    this.upsertRemediation(signal, remediationId, {
+      state: 'running',
+      container: undefined,
+      action: 'cleanup',
+    });
+    if (signal.source !== 'manual') this.countForCircuit(now);
+    try {
+      const handler = hostHandlers.get('cleanup');
+      if (!handler) throw new Error('no cleanup handler');
+      const report = await this.limit(() => handler.run(this.handlerContext(signal), this.ctx));
+      const result: RemediationResult = report.ok ? 'succeeded' : 'failed';
+      const durationMs = this.d.clock.now() - now;
+      this.d.metrics.remediations.inc({ action: 'cleanup', result });
+      this.d.metrics.remediationDuration.observe({ action: 'cleanup' }, durationMs / 1000);
+      this.d.metrics.reclaimedBytes.inc(report.reclaimedBytes);
+      const detail = `reclaimed ${report.reclaimedBytes} bytes; removed ${JSON.stringify(report.removed)}${
+        report.truncatedLogs.length ? `; truncated logs of ${report.truncatedLogs.join(', ')}` : ''
+      }${report.errors.length ? `; errors: ${report.errors.join('; ')}` : ''}`;
+      this.d.log.info(
+        {
+          event: 'remediation',
+          action: 'cleanup',
+          result,
+          durationMs,
+          reclaimedBytes: report.reclaimedBytes,
+          removed: report.removed,
+          truncatedLogs: report.truncatedLogs,
+          errors: report.errors,
+          alertname: signal.alertname,
+          fingerprint: signal.fingerprint,
+          source: signal.source,
+          remediationId,
+        },
+        `cleanup: ${result}, ${report.reclaimedBytes} bytes reclaimed`,
+      );
+      this.updateRemediation(remediationId, {
+        state: result,
+        detail,
+        reclaimedBytes: report.reclaimedBytes,
+        durationMs,
+      });
+      if (signal.severity && this.d.config.telegram.severities.includes(signal.severity)) {
+        this.escalate('alert', { signal, detail, reclaimedBytes: report.reclaimedBytes });
+      }
+    } catch (err) {
+      this.d.metrics.remediations.inc({ action: 'cleanup', result: 'failed' });
+      this.d.log.error({ err, event: 'remediation', action: 'cleanup', result: 'failed' }, 'cleanup failed');
+      this.updateRemediation(remediationId, { state: 'failed', detail: (err as Error).message });
+    } finally {
+      this.busy.delete(HOST_KEY);
+    }
+  }
+
+  private resolve(signal: Signal): void {
+    const now = this.d.clock.now();
+    const decision: Decision = { verdict: 'skip', reason: 'resolved' };
+    this.audit(signal, decision);
+    if (signal.target.kind !== 'container') return;
+    const r = this.d.store.record(signal.target.name);
+    if (!r) return;
+    this.cancelRetry(r.name);
+    if (r.incidentId)
+      this.closeIncident(r.incidentId, 'resolved', now, `alert ${signal.alertname ?? ''} resolved`);
+    this.putRecord({ ...r, pendingRetry: undefined, incidentId: undefined });
+  }
+
+  // Helpers ------------------------------------------------------------------------------------------
+
+  private handlerContext(signal: Signal) {
+    return {
+      docker: this.d.docker,
+      config: this.d.config,
+      log: this.d.log,
+      now: () => this.d.clock.now(),
+      params: signal.params,
+    };
+  }
+
+  private stopTimeout(c: ContainerDetails): number {
+    const fromLabel = Number(c.labels[CONTAINER_LABELS.stopTimeout]);
+    if (Number.isInteger(fromLabel) && fromLabel >= 0) return fromLabel;
+    return c.stopTimeoutSec ?? this.d.config.defaultStopTimeoutSec;
+  }
+
+  private countForCircuit(now: number): void {
+    const { next, opened } = recordAction(this.d.store.circuit(), now, this.d.config.policy);
+    this.d.store.putCircuit(next);
+    if (opened) {
+      this.d.log.error(
+        { event: 'circuit_open', until: next.openUntil },
+        'circuit breaker open: automatic actions paused',
+      );
+      this.escalate('circuit_open', {
+        detail: `more than ${this.d.config.policy.circuitMaxActions} actions in ${this.d.config.policy.circuitWindowMs / 1000}s; automatic actions paused until ${new Date(next.openUntil ?? now).toISOString()}`,
+      });
+    }
+    this.refreshGauges();
+  }
+
+  private scheduleRetry(name: string, action: ActionName, at: number): void {
+    if (this.stopping) return;
+    this.cancelRetry(name);
+    const delay = Math.max(0, at - this.d.clock.now());
+    const t = setTimeout(() => {
+      this.retryTimers.delete(name);
+      const r = this.d.store.record(name);
+      if (!r?.pendingRetry || r.givenUp) return;
+      const signal: Signal = {
+        id: randomUUID(),
+        source: 'reconcile',
+        status: 'firing',
+        receivedAt: this.d.clock.now(),
+        condition: 'unhealthy',
+        target: { kind: 'container', name },
+        action,
+        params: {},
+        labels: {},
+        annotations: {},
+        reason: 'retry after a failed remediation',
+      };
+      try {
+        this.ingest([{ ...signal, force: false }]);
+      } catch (err) {
+        this.d.log.error({ err, container: name }, 'cannot schedule a retry');
+      }
+    }, delay);
+    t.unref();
+    this.retryTimers.set(name, t);
+  }
+
+  private cancelRetry(name: string): void {
+    const t = this.retryTimers.get(name);
+    if (t) clearTimeout(t);
+    this.retryTimers.delete(name);
+  }
+
+  private putRecord(r: ContainerRecord): void {
+    this.d.store.putRecord(r);
+  }
+
+  private openIncident(container: string, signal: Signal, now: number): string {
+    const r = this.d.store.record(container);
+    const existing = r?.incidentId ? this.d.store.incident(r.incidentId) : undefined;
+    if (existing && existing.closedAt === undefined) return existing.id;
+    const incident: Incident = {
+      id: randomUUID(),
+      container,
+      openedAt: now,
+      status: 'open',
+      alertname: signal.alertname,
+      events: [
+        {
+          at: now,
+          type: 'signal',
+          source: signal.source,
+          detail: signal.condition,
+          alertname: signal.alertname,
+          fingerprint: signal.fingerprint,
+        },
+      ],
+    };
+    this.d.store.putIncident(incident);
+    this.d.store.putRecord({ ...(r ?? emptyRecord(container)), incidentId: incident.id });
+    this.refreshGauges();
+    return incident.id;
+  }
+
+  private incidentEvent(container: string, signal: Signal, e: IncidentEvent): void {
+    const r = this.d.store.record(container);
+    const incident = r?.incidentId ? this.d.store.incident(r.incidentId) : undefined;
+    if (!incident || incident.closedAt !== undefined) return;
+    this.d.store.putIncident({
+      ...incident,
+      events: [...incident.events, { ...e, alertname: signal.alertname, fingerprint: signal.fingerprint }],
+    });
+  }
+
+  private closeIncident(
+    id: string | undefined,
+    status: Incident['status'],
+    now: number,
+    detail: string,
+  ): void {
+    if (!id) return;
+    const incident = this.d.store.incident(id);
+    if (!incident || incident.closedAt !== undefined) return;
+    this.d.store.putIncident({
+      ...incident,
+      status,
+      closedAt: now,
+      events: [...incident.events, { at: now, type: 'note', result: status, detail }],
+    });
+    this.refreshGauges();
+  }
+
+  private upsertRemediation(
+    signal: Signal,
+    id: string,
+    patch: { state: RemediationState; container: string | undefined; action: string },
+  ): void {
+    const now = this.d.clock.now();
+    const existing = this.d.store.remediation(id);
+    this.d.store.putRemediation({
+      id,
+      target: describeTarget(signal.target),
+      source: signal.source,
+      createdAt: existing?.createdAt ?? now,
+      reason: signal.reason,
+      requestedBy: signal.requestedBy,
+      ...existing,
+      ...patch,
+      updatedAt: now,
+    });
+  }
+
+  private updateRemediation(id: string, patch: Partial<RemediationRecord>): void {
+    const existing = this.d.store.remediation(id);
+    if (!existing) return;
+    this.d.store.putRemediation({ ...existing, ...patch, updatedAt: this.d.clock.now() });
+  }
+
+  /** A manual request that ends without an action still gets a final state its caller can read. */
+  private finishManual(signal: Signal, state: RemediationState, decision: Decision): void {
+    if (!signal.remediationId) return;
+    const existing = this.d.store.remediation(signal.remediationId);
+    // A service target fans out: one container acting keeps the request running.
+    if (existing && existing.state !== 'queued') return;
+    this.upsertRemediation(signal, signal.remediationId, {
+      state,
+      container: undefined,
+      action: signal.action ?? 'none',
+    });
+    this.updateRemediation(signal.remediationId, {
+      skipReason: decision.reason,
+      detail: decision.verdict === 'skip' ? decision.detail : undefined,
+    });
+  }
+
+  private audit(signal: Signal, decision: Decision, container?: string): void {
+    this.d.metrics.decisions.inc({ reason: decision.reason });
+    this.d.log.info(
+      {
+        event: 'decision',
+        source: signal.source,
+        signalId: signal.id,
+        alertname: signal.alertname,
+        fingerprint: signal.fingerprint,
+        status: signal.status,
+        container: container ?? describeTarget(signal.target),
+        action: decision.verdict === 'act' ? decision.action : signal.action,
+        verdict: decision.verdict,
+        reason: decision.reason,
+        detail: decision.verdict === 'skip' ? decision.detail : undefined,
+        requestedBy: signal.requestedBy,
+      },
+      `decision ${decision.reason}`,
+    );
+  }
+
+  private escalate(
+    kind: EscalationKind,
+    o: {
+      container?: ContainerView;
+      signal?: Signal;
+      detail?: string | undefined;
+      lastHealthOutput?: string | undefined;
+      incident?: Incident | undefined;
+      reclaimedBytes?: number;
+    },
+  ): void {
+    const attempts: AttemptSummary[] = (o.incident?.events ?? [])
+      .filter((e) => e.type === 'verification')
+      .map((e) => ({ at: e.at, action: e.action ?? '', result: e.result ?? '', detail: e.detail }));
+    const labels = o.container?.labels ?? {};
+    const e: Escalation = {
+      id: randomUUID(),
+      kind,
+      at: this.d.clock.now(),
+      host: this.host,
+      container: o.container?.name,
+      service: labels[CONTAINER_LABELS.composeService],
+      project: labels[CONTAINER_LABELS.composeProject],
+      alertname: o.signal?.alertname,
+      severity: o.signal?.severity,
+      summary: o.signal?.annotations.summary,
+      description: o.signal?.annotations.description,
+      attempts,
+      lastHealthOutput: o.lastHealthOutput,
+      externalURL: o.signal?.externalURL,
+      generatorURL: o.signal?.generatorURL,
+      detail: o.detail,
+      reclaimedBytes: o.reclaimedBytes,
+    };
+    this.d.metrics.escalations.inc({ kind });
+    try {
+      this.d.escalations.raise(e);
+    } catch (err) {
+      this.d.log.error({ err, kind }, 'escalation sink failed');
+    }
+  }
+
+  /** Escalates a signal that asks for a human rather than an action (critical alerts, crash loops). */
+  notifyOnly(signal: Signal, kind: EscalationKind, container?: ContainerView, detail?: string): void {
+    this.escalate(kind, { signal, container, detail });
+  }
+
+  refreshGauges(): void {
+    let givenUp = 0;
+    for (const r of this.d.store.records()) if (r.givenUp) givenUp++;
+    this.d.metrics.givenUp.set(givenUp);
+    this.d.metrics.circuitOpen.set(circuitIsOpen(this.d.store.circuit(), this.d.clock.now()) ? 1 : 0);
+    this.d.metrics.incidentsOpen.set(this.d.store.openIncidentCount());
+  }
+}

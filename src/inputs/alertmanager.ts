@@ -1,0 +1,73 @@
+// The Alertmanager webhook as an input: the payload schema (version 4, unknown fields accepted) and the
+// normalisation of each alert into a Signal. It decides nothing.
+import { randomUUID } from 'node:crypto';
+import { type Static, Type } from 'typebox';
+import { ALERT_LABELS } from '../core/labels.js';
+import { type CompiledRule, matchRule } from '../core/rules.js';
+import { hostFromLabels, targetFromLabels } from '../core/targets.js';
+import type { Signal } from '../core/types.js';
+
+const StringMap = Type.Record(Type.String(), Type.String());
+
+export const AlertSchema = Type.Object({
+  status: Type.Union([Type.Literal('firing'), Type.Literal('resolved')]),
+  labels: StringMap,
+  annotations: Type.Optional(StringMap),
+  startsAt: Type.Optional(Type.String({ maxLength: 64 })),
+  endsAt: Type.Optional(Type.String({ maxLength: 64 })),
+  generatorURL: Type.Optional(Type.String({ maxLength: 4096 })),
+  fingerprint: Type.Optional(Type.String({ maxLength: 128 })),
+});
+
+export const WebhookPayloadSchema = Type.Object({
+  version: Type.Optional(Type.String({ maxLength: 8 })),
+  receiver: Type.Optional(Type.String()),
+  status: Type.Optional(Type.Union([Type.Literal('firing'), Type.Literal('resolved')])),
+  alerts: Type.Array(AlertSchema, { maxItems: 10_000 }),
+  groupLabels: Type.Optional(StringMap),
+  commonLabels: Type.Optional(StringMap),
+  commonAnnotations: Type.Optional(StringMap),
+  externalURL: Type.Optional(Type.String({ maxLength: 4096 })),
+  groupKey: Type.Optional(Type.String()),
+  truncatedAlerts: Type.Optional(Type.Integer({ minimum: 0 })),
+});
+export type WebhookPayload = Static<typeof WebhookPayloadSchema>;
+export type Alert = Static<typeof AlertSchema>;
+
+/** One alert of a webhook delivery as a Signal; the action comes from its label or the rules file. */
+export function alertToSignal(
+  alert: Alert,
+  payload: WebhookPayload,
+  rules: ReadonlyArray<CompiledRule>,
+  now: number,
+): Signal {
+  const labels = alert.labels;
+  let action = labels[ALERT_LABELS.remediation];
+  let params: Record<string, string> = {};
+  if (action === undefined) {
+    const rule = matchRule(rules, labels);
+    if (rule) {
+      action = rule.action;
+      params = { ...rule.params };
+    }
+  }
+  return {
+    id: randomUUID(),
+    source: 'alertmanager',
+    status: alert.status,
+    receivedAt: now,
+    condition: 'alert',
+    target: targetFromLabels(labels, action),
+    action,
+    params,
+    labels,
+    annotations: alert.annotations ?? {},
+    alertname: labels[ALERT_LABELS.alertname],
+    fingerprint: alert.fingerprint,
+    startsAt: alert.startsAt,
+    severity: labels[ALERT_LABELS.severity],
+    host: hostFromLabels(labels),
+    generatorURL: alert.generatorURL,
+    externalURL: payload.externalURL,
+  };
+}

@@ -1,0 +1,202 @@
+// Every metric the service exposes, created in one place and pre-created at zero so that rules and
+// dashboards see a series before the first event. All names start with autoheal_.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { ACTIONS, DECISION_REASONS, REMEDIATION_RESULTS } from './core/types.js';
+
+export const METRIC_PREFIX = 'autoheal_';
+
+export function createMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  const registers = [registry];
+
+  const alertsReceived = new Counter({
+    name: 'autoheal_alerts_received_total',
+    help: 'Alerts received from Alertmanager, by alert status',
+    labelNames: ['status'] as const,
+    registers,
+  });
+  for (const status of ['firing', 'resolved']) alertsReceived.inc({ status }, 0);
+
+  const webhookRequests = new Counter({
+    name: 'autoheal_webhook_requests_total',
+    help: 'Webhook deliveries, by HTTP status code',
+    labelNames: ['code'] as const,
+    registers,
+  });
+  for (const code of ['200', '400', '401', '413', '503']) webhookRequests.inc({ code }, 0);
+
+  const httpDuration = new Histogram({
+    name: 'autoheal_http_request_duration_seconds',
+    help: 'HTTP request latency, by route and status code',
+    labelNames: ['route', 'method', 'code'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers,
+  });
+
+  const decisions = new Counter({
+    name: 'autoheal_decisions_total',
+    help: 'Policy decisions, by reason',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  for (const reason of DECISION_REASONS) decisions.inc({ reason }, 0);
+
+  const remediations = new Counter({
+    name: 'autoheal_remediations_total',
+    help: 'Remediations carried out, by action and result',
+    labelNames: ['action', 'result'] as const,
+    registers,
+  });
+  const remediationDuration = new Histogram({
+    name: 'autoheal_remediation_duration_seconds',
+    help: 'Time from the start of a remediation to its verified result',
+    labelNames: ['action'] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers,
+  });
+  for (const action of ACTIONS) {
+    remediationDuration.zero({ action });
+    for (const result of REMEDIATION_RESULTS) remediations.inc({ action, result }, 0);
+  }
+
+  const escalations = new Counter({
+    name: 'autoheal_escalations_total',
+    help: 'Escalation events raised for a human, by kind',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  for (const kind of [
+    'given_up',
+    'verification_failed',
+    'circuit_open',
+    'crash_loop',
+    'alert',
+    'recovered',
+  ]) {
+    escalations.inc({ kind }, 0);
+  }
+
+  const givenUp = new Gauge({
+    name: 'autoheal_given_up_containers',
+    help: 'Containers the service has given up on until they recover or an operator resets them',
+    registers,
+  });
+  const circuitOpen = new Gauge({
+    name: 'autoheal_circuit_open',
+    help: '1 while the host-wide circuit breaker pauses automatic actions',
+    registers,
+  });
+  const incidentsOpen = new Gauge({
+    name: 'autoheal_incidents_open',
+    help: 'Incidents not yet closed',
+    registers,
+  });
+  const reclaimedBytes = new Counter({
+    name: 'autoheal_cleanup_reclaimed_bytes_total',
+    help: 'Bytes reclaimed by cleanup (prune and log truncation)',
+    registers,
+  });
+  const inFlight = new Gauge({
+    name: 'autoheal_remediations_in_flight',
+    help: 'Remediations running now',
+    registers,
+  });
+  const stateErrors = new Counter({
+    name: 'autoheal_state_errors_total',
+    help: 'Failures to read or write durable state',
+    labelNames: ['op'] as const,
+    registers,
+  });
+  for (const op of ['read', 'write']) stateErrors.inc({ op }, 0);
+
+  // Health watcher (the engine's own view of watched containers).
+  const containerLabels = ['container', 'service', 'project'] as const;
+  const containerHealthy = new Gauge({
+    name: 'autoheal_container_healthy',
+    help: 'Watched container health: 1 healthy (or running without a health check), 0 not',
+    labelNames: containerLabels,
+    registers,
+  });
+  const containerUp = new Gauge({
+    name: 'autoheal_container_up',
+    help: 'Watched container is running: 1 yes, 0 no',
+    labelNames: containerLabels,
+    registers,
+  });
+  const containerRestarts = new Gauge({
+    name: 'autoheal_container_restarts',
+    help: "The engine's restart count of a watched container",
+    labelNames: containerLabels,
+    registers,
+  });
+  const dockerConnected = new Gauge({
+    name: 'autoheal_docker_connected',
+    help: '1 while the Docker engine answers and the event stream is connected',
+    registers,
+  });
+  const dockerEvents = new Counter({
+    name: 'autoheal_docker_events_total',
+    help: 'Container events read from the engine, by action',
+    labelNames: ['action'] as const,
+    registers,
+  });
+  for (const action of ['health_status', 'die', 'oom', 'start', 'destroy', 'kill', 'stop']) {
+    dockerEvents.inc({ action }, 0);
+  }
+  const reconcileDuration = new Histogram({
+    name: 'autoheal_reconcile_duration_seconds',
+    help: 'Time of one reconcile pass over the watched containers',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+
+  // Notifications.
+  const notifications = new Counter({
+    name: 'autoheal_notifications_total',
+    help: 'Notification deliveries, by channel and result',
+    labelNames: ['channel', 'result'] as const,
+    registers,
+  });
+  for (const result of ['sent', 'retried', 'failed', 'dropped'])
+    notifications.inc({ channel: 'telegram', result }, 0);
+  const notificationQueueDepth = new Gauge({
+    name: 'autoheal_notification_queue_depth',
+    help: 'Notifications waiting in the durable outbox',
+    registers,
+  });
+
+  const buildInfo = new Gauge({
+    name: 'autoheal_build_info',
+    help: 'Always 1; labels say the version and Node.js release',
+    labelNames: ['version', 'node'] as const,
+    registers,
+  });
+
+  return {
+    registry,
+    alertsReceived,
+    webhookRequests,
+    httpDuration,
+    decisions,
+    remediations,
+    remediationDuration,
+    escalations,
+    givenUp,
+    circuitOpen,
+    incidentsOpen,
+    reclaimedBytes,
+    inFlight,
+    stateErrors,
+    containerHealthy,
+    containerUp,
+    containerRestarts,
+    dockerConnected,
+    dockerEvents,
+    reconcileDuration,
+    notifications,
+    notificationQueueDepth,
+    buildInfo,
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,27 @@
+// stop_start: stop (already stopped counts), kill when the stop itself hangs, then start.
+import type { ContainerHandler } from './handler.js';
+
+export const stopStartHandler: ContainerHandler = {
+  action: 'stop_start',
+  async run(ctx, container, stopTimeoutSec) {
+    const startedAt = ctx.now();
+    let stopped: string;
+    try {
+      stopped = await ctx.docker.stop(container.id, stopTimeoutSec);
+    } catch (err) {
+      // The engine did not finish the stop in time: the container is stuck, so kill it.
+      ctx.log.warn({ container: container.name, err }, 'stop did not finish; killing the container');
+      const killed = await ctx.docker.kill(container.id);
+      if (killed === 'gone') return { ok: false, detail: 'container no longer exists' };
+      stopped = 'killed';
+    }
+    if (stopped === 'gone') return { ok: false, detail: 'container no longer exists' };
+    const started = await ctx.docker.start(container.id);
+    if (started === 'gone') return { ok: false, detail: 'container disappeared before start' };
+    return {
+      ok: true,
+      detail: `${stopped.replace('_', ' ')}, then ${started.replace('_', ' ')}`,
+      startedAfter: startedAt,
+    };
+  },
+};

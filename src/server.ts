@@ -1,0 +1,96 @@
+// The process: load config, build dependencies, buildApp, listen, start inputs, shut down gracefully.
+// The only module that reads process.env or listens.
+import { Registry } from 'prom-client';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { systemClock } from './core/clock.js';
+import { loadRulesFile } from './core/rules.js';
+import { DockerodeClient } from './docker/dockerode-client.js';
+import { Engine } from './engine.js';
+import { EngineMonitor } from './inputs/engine-monitor.js';
+import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { LogEscalationSink } from './notifiers/escalation.js';
+import { detectSelfContainerId } from './self.js';
+import { Store } from './state/store.js';
+import { VERSION } from './version.js';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig({
+      ...process.env,
+      SELF_CONTAINER_ID: process.env.SELF_CONTAINER_ID ?? detectSelfContainerId(),
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`autoheal-nexus: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger({
+    level: config.logLevel,
+    file: config.logFile,
+    secrets: [config.webhookToken, config.adminToken, config.telegram.botToken],
+  });
+  let rules: ReturnType<typeof loadRulesFile> = [];
+  if (config.rulesFile) {
+    try {
+      rules = loadRulesFile(config.rulesFile);
+    } catch (err) {
+      process.stderr.write(`autoheal-nexus: configuration error: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+  }
+  const metrics = createMetrics(new Registry());
+  metrics.buildInfo.set({ version: VERSION, node: process.version }, 1);
+  const docker = new DockerodeClient(config.dockerHost, config.dockerTimeoutMs);
+  const store = new Store(config.dataDir, log);
+  const escalations = new LogEscalationSink(log);
+  const engine = new Engine({ config, docker, store, metrics, log, clock: systemClock, escalations, rules });
+  const app = await buildApp(config, { docker, metrics, log, clock: systemClock, store, engine, rules });
+  const monitor = new EngineMonitor(docker, metrics, log, config.dockerHost);
+
+  log.info(
+    {
+      event: 'starting',
+      version: VERSION,
+      scope: config.scope,
+      dryRun: config.dryRun,
+      webhookAuth: Boolean(config.webhookToken),
+      adminAuth: Boolean(config.adminToken),
+      telegram: Boolean(config.telegram.botToken),
+      self: config.selfContainerId,
+    },
+    'autoheal-nexus starting',
+  );
+  if (!config.webhookToken)
+    log.warn('WEBHOOK_TOKEN is not set: the Alertmanager webhook refuses every request');
+  if (!config.adminToken) log.warn('ADMIN_TOKEN is not set: the admin API refuses every request');
+
+  await app.listen({ port: config.port, host: config.host });
+  engine.start();
+  monitor.start();
+
+  let shuttingDown = false;
+  const shutdown = async (sig: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info({ event: 'stopping', signal: sig }, 'shutting down: stopping inputs, finishing remediations');
+    monitor.stop();
+    await app.close();
+    await engine.stop(config.shutdownGraceMs);
+    store.close();
+    log.info({ event: 'stopped' }, 'stopped');
+    log.flush?.();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`autoheal-nexus: fatal: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,205 @@
+// Durable state of the healer: per-container policy records, de-duplication keys, incidents,
+// remediations, accepted-but-unprocessed signals (the inbox) and the circuit breaker.
+// Everything lives in memory and is journalled on every change (see journal.ts).
+import type { ContainerRecord, DecisionReason, Signal } from '../core/types.js';
+import { Journal, type JournalLogger } from './journal.js';
+
+export type IncidentEventType = 'signal' | 'decision' | 'action' | 'verification' | 'escalation' | 'note';
+
+export interface IncidentEvent {
+  readonly at: number;
+  readonly type: IncidentEventType;
+  readonly source?: string | undefined;
+  readonly reason?: DecisionReason | string | undefined;
+  readonly action?: string | undefined;
+  readonly result?: string | undefined;
+  readonly detail?: string | undefined;
+  readonly alertname?: string | undefined;
+  readonly fingerprint?: string | undefined;
+  readonly remediationId?: string | undefined;
+}
+
+export interface Incident {
+  readonly id: string;
+  readonly container: string;
+  readonly openedAt: number;
+  readonly closedAt?: number | undefined;
+  readonly status: 'open' | 'resolved' | 'recovered' | 'given_up' | 'reset';
+  readonly alertname?: string | undefined;
+  readonly events: ReadonlyArray<IncidentEvent>;
+}
+
+export type RemediationState =
+  | 'queued'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'timed_out'
+  | 'skipped'
+  | 'dry_run';
+
+export interface RemediationRecord {
+  readonly id: string;
+  readonly target: string;
+  readonly action: string;
+  readonly state: RemediationState;
+  readonly source: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly container?: string | undefined;
+  readonly reason?: string | undefined;
+  readonly requestedBy?: string | undefined;
+  readonly skipReason?: string | undefined;
+  readonly verification?: string | undefined;
+  readonly detail?: string | undefined;
+  readonly reclaimedBytes?: number | undefined;
+  readonly durationMs?: number | undefined;
+}
+
+export interface CircuitState {
+  readonly actionTimes: ReadonlyArray<number>;
+  readonly openUntil?: number | undefined;
+}
+
+const MAX_EVENTS_PER_INCIDENT = 200;
+const MAX_CLOSED_INCIDENTS = 2000;
+const MAX_REMEDIATIONS = 5000;
+const DEDUP_TTL_MS = 7 * 24 * 3600 * 1000;
+
+export class Store {
+  readonly journal: Journal;
+  private readonly containers: Map<string, ContainerRecord>;
+  private readonly dedup: Map<string, number>;
+  private readonly incidents: Map<string, Incident>;
+  private readonly remediations: Map<string, RemediationRecord>;
+  private readonly inbox: Map<string, Signal>;
+  private readonly misc: Map<string, unknown>;
+
+  constructor(dir: string, log: JournalLogger, opts: { compactEvery?: number } = {}) {
+    this.journal = new Journal({ dir, name: 'state', log, ...opts }).open();
+    this.containers = this.journal.collection('containers');
+    this.dedup = this.journal.collection('dedup');
+    this.incidents = this.journal.collection('incidents');
+    this.remediations = this.journal.collection('remediations');
+    this.inbox = this.journal.collection('inbox');
+    this.misc = this.journal.collection('misc');
+  }
+
+  close(): void {
+    this.journal.close();
+  }
+
+  // Containers ---------------------------------------------------------------------------------
+
+  record(name: string): ContainerRecord | undefined {
+    return this.containers.get(name);
+  }
+
+  records(): IterableIterator<ContainerRecord> {
+    return this.containers.values();
+  }
+
+  putRecord(record: ContainerRecord): void {
+    this.journal.put('containers', record.name, record);
+  }
+
+  // De-duplication -----------------------------------------------------------------------------
+
+  /** Records the key; false when it was already seen (a duplicate delivery). */
+  claim(key: string, now: number): boolean {
+    const exp = this.dedup.get(key);
+    if (exp !== undefined && exp > now) return false;
+    this.journal.put('dedup', key, now + DEDUP_TTL_MS);
+    return true;
+  }
+
+  /** Takes a claim back (its signal could not be accepted, so a retry must not be a duplicate). */
+  unclaim(key: string): void {
+    this.journal.del('dedup', key);
+  }
+
+  // Inbox: signals accepted but not yet decided; replayed after a crash ---------------------------
+
+  accept(signal: Signal): void {
+    this.journal.put('inbox', signal.id, signal);
+  }
+
+  done(signalId: string): void {
+    this.journal.del('inbox', signalId);
+  }
+
+  pending(): Signal[] {
+    return [...this.inbox.values()].sort((a, b) => a.receivedAt - b.receivedAt);
+  }
+
+  // Incidents --------------------------------------------------------------------------------------
+
+  incident(id: string): Incident | undefined {
+    return this.incidents.get(id);
+  }
+
+  putIncident(incident: Incident): void {
+    const events =
+      incident.events.length > MAX_EVENTS_PER_INCIDENT
+        ? incident.events.slice(-MAX_EVENTS_PER_INCIDENT)
+        : incident.events;
+    this.journal.put('incidents', incident.id, { ...incident, events });
+  }
+
+  listIncidents(filter: { since?: number; container?: string } = {}): Incident[] {
+    const out: Incident[] = [];
+    for (const i of this.incidents.values()) {
+      if (filter.container && i.container !== filter.container) continue;
+      if (filter.since !== undefined && (i.closedAt ?? Number.POSITIVE_INFINITY) < filter.since) continue;
+      out.push(i);
+    }
+    return out.sort((a, b) => b.openedAt - a.openedAt);
+  }
+
+  openIncidentCount(): number {
+    let n = 0;
+    for (const i of this.incidents.values()) if (i.closedAt === undefined) n++;
+    return n;
+  }
+
+  // Remediations -----------------------------------------------------------------------------------
+
+  remediation(id: string): RemediationRecord | undefined {
+    return this.remediations.get(id);
+  }
+
+  putRemediation(r: RemediationRecord): void {
+    this.journal.put('remediations', r.id, r);
+  }
+
+  listRemediations(): RemediationRecord[] {
+    return [...this.remediations.values()];
+  }
+
+  // Circuit breaker ----------------------------------------------------------------------------------
+
+  circuit(): CircuitState {
+    return (this.misc.get('circuit') as CircuitState | undefined) ?? { actionTimes: [] };
+  }
+
+  putCircuit(state: CircuitState): void {
+    this.journal.put('misc', 'circuit', state);
+  }
+
+  // Housekeeping -----------------------------------------------------------------------------------
+
+  /** Drops expired de-duplication keys and the oldest closed incidents and remediations. */
+  prune(now: number): void {
+    for (const [k, exp] of this.dedup) if (exp <= now) this.journal.del('dedup', k);
+    const closed = [...this.incidents.values()]
+      .filter((i) => i.closedAt !== undefined)
+      .sort((a, b) => (a.closedAt ?? 0) - (b.closedAt ?? 0));
+    for (const i of closed.slice(0, Math.max(0, closed.length - MAX_CLOSED_INCIDENTS))) {
+      this.journal.del('incidents', i.id);
+    }
+    const rems = [...this.remediations.values()].sort((a, b) => a.updatedAt - b.updatedAt);
+    for (const r of rems.slice(0, Math.max(0, rems.length - MAX_REMEDIATIONS))) {
+      this.journal.del('remediations', r.id);
+    }
+  }
+}

@@ -1,0 +1,67 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { ConfigError, EnvSchema, loadConfig } from '../src/config.js';
+
+t.test('defaults', async (t) => {
+  const c = loadConfig({});
+  t.equal(c.port, 9095);
+  t.equal(c.dockerHost, 'unix:///var/run/docker.sock');
+  t.equal(c.scope, 'label');
+  t.equal(c.policy.maxAttempts, 3);
+  t.equal(c.dataDir, './data');
+  t.equal(c.logFile, './logs/auto_repair.log');
+  t.equal(c.dryRun, false);
+  t.equal(c.webhookToken, undefined);
+  t.ok(Object.isFrozen(c));
+});
+
+t.test('an invalid value names the variable and what it expects', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ MAX_RESTART_ATTEMPTS: 'abc' }, /^MAX_RESTART_ATTEMPTS: expected an integer >= 1, got "abc"/],
+    [{ PORT: '70000' }, /^PORT: /],
+    [{ WATCH_SCOPE: 'everything' }, /^WATCH_SCOPE: expected one of "label", "project", "all"/],
+    [{ DRY_RUN: 'yes' }, /^DRY_RUN: /],
+    [{ DOCKER_HOST: 'ftp://x' }, /^DOCKER_HOST: /],
+    [{ WATCH_SCOPE: 'project' }, /^COMPOSE_PROJECT: required/],
+    [{ WEBHOOK_TOKEN: 'short' }, /^WEBHOOK_TOKEN: .*16 characters/],
+    [{ TELEGRAM_CHAT_ID: 'abc' }, /^TELEGRAM_CHAT_ID: /],
+  ];
+  for (const [env, re] of cases) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message: re }, JSON.stringify(env));
+  }
+});
+
+t.test('a rejected token is not echoed back', async (t) => {
+  try {
+    loadConfig({ WEBHOOK_TOKEN: 'secretsecret' });
+    t.fail('should throw');
+  } catch (err) {
+    t.ok(err instanceof ConfigError);
+    t.notMatch((err as Error).message, /secretsecret/);
+  }
+});
+
+t.test('tokens from files; both forms at once is an error', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+  const f = join(dir, 'token');
+  writeFileSync(f, 'file-token-0123456789abcdef\n');
+  t.equal(loadConfig({ WEBHOOK_TOKEN_FILE: f }).webhookToken, 'file-token-0123456789abcdef');
+  t.throws(() => loadConfig({ WEBHOOK_TOKEN_FILE: f, WEBHOOK_TOKEN: 'x'.repeat(20) }), /both set/);
+  t.throws(() => loadConfig({ ADMIN_TOKEN_FILE: join(dir, 'missing') }), /ADMIN_TOKEN_FILE: cannot read/);
+});
+
+t.test('telegram chats and topics', async (t) => {
+  const c = loadConfig({ TELEGRAM_CHAT_ID: '-1001234,42:7' });
+  t.same(c.telegram.chats, [
+    { chatId: '-1001234', topicId: undefined },
+    { chatId: '42', topicId: 7 },
+  ]);
+});
+
+t.test('.env.example documents every variable', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const text = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
+  for (const key of Object.keys(EnvSchema.properties)) t.match(text, new RegExp(`^#? ?${key}=`, 'm'), key);
+});
