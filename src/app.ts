@@ -9,6 +9,7 @@ import type { CompiledRule } from './core/rules.js';
 import type { DockerClient } from './docker/client.js';
 import type { Engine } from './engine.js';
 import type { Metrics } from './metrics.js';
+import type { TextNotifier } from './notifiers/escalation.js';
 import type { Store } from './state/store.js';
 import healthRoutes from '../routes/health.js';
 import metricsRoutes from '../routes/metrics.js';
@@ -22,6 +23,8 @@ export interface Deps {
   readonly store: Store;
   readonly engine: Engine;
   readonly rules?: ReadonlyArray<CompiledRule>;
+  /** The humans' channel for free text; absent when no notifier is configured. */
+  readonly notifier?: TextNotifier;
 }
 
 declare module 'fastify' {

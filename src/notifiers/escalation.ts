@@ -58,3 +58,9 @@ export class LogEscalationSink implements EscalationSink {
     );
   }
 }
+
+/** Free text for the humans' channel (the admin API's /notify, CI jobs). Queued durably; returns its id. */
+export interface TextNotifier {
+  readonly enabled: boolean;
+  enqueueText(text: string, opts?: { silent?: boolean }): string;
+}
