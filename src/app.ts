@@ -14,6 +14,8 @@ import type { Store } from './state/store.js';
 import healthRoutes from '../routes/health.js';
 import metricsRoutes from '../routes/metrics.js';
 import webhookRoutes from '../routes/webhook.js';
+import adminRoutes from '../routes/admin.js';
+import { registerApiDocs } from '../routes/admin-docs.js';
 
 export interface Deps {
   readonly docker: DockerClient;
@@ -73,9 +75,12 @@ export async function buildApp(config: Config, deps: Deps) {
     reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url}` }),
   );
 
+  // Before every route: the OpenAPI document is generated from the routes registered after it.
+  await registerApiDocs(app);
   await app.register(healthRoutes);
   await app.register(metricsRoutes);
   await app.register(webhookRoutes);
+  await app.register(adminRoutes);
   return app;
 }
 

@@ -1,0 +1,212 @@
+// Request and response schemas of the admin API (routes/admin.ts). They validate input, shape output
+// (fast-json-stringify drops fields a schema does not name) and generate the OpenAPI document.
+import { type Static, Type } from 'typebox';
+import { ACTIONS } from '../src/core/types.js';
+
+/** Actions an operator may request: every action except `none`, which only records and escalates. */
+export const MANUAL_ACTIONS = ACTIONS.filter((a) => a !== 'none');
+
+export const SECURITY = [{ adminToken: [] as string[] }];
+export const TAGS = ['admin'];
+
+const Iso = (description: string) => Type.String({ format: 'date-time', description });
+const Requester = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  description: 'Who asks (kept in the audit log); the X-Requested-By header says the same; default admin-api',
+});
+const Reason = Type.String({ maxLength: 500, description: 'Why (kept in the audit log)' });
+
+export const ErrorBody = Type.Object({
+  error: Type.String(),
+  message: Type.String(),
+  target: Type.Optional(Type.String()),
+  validActions: Type.Optional(Type.Array(Type.String())),
+});
+
+export const RemediationRequest = Type.Object(
+  {
+    target: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description:
+          'A container name or id, service:web, service:project/web, or host (cleanup; the default for cleanup)',
+        examples: ['web', 'service:shop/web', 'host'],
+      }),
+    ),
+    action: Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: `One of ${MANUAL_ACTIONS.join(', ')}`,
+      examples: ['restart'],
+    }),
+    reason: Type.Optional(Reason),
+    requestedBy: Type.Optional(Requester),
+    dryRun: Type.Optional(Type.Boolean({ description: 'Decide and log, touch nothing' })),
+    force: Type.Optional(
+      Type.Boolean({
+        description: 'Skip cooldown, attempt limit and circuit breaker; never scope, protection or a pause',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type RemediationRequest = Static<typeof RemediationRequest>;
+
+export const Accepted = Type.Object({
+  id: Type.String({ description: 'Follow it at GET /api/v1/remediations/{id}' }),
+  state: Type.Literal('queued'),
+  target: Type.String(),
+  action: Type.String(),
+  url: Type.String(),
+});
+
+export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+export const NameParams = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 256, description: 'Container name or id' }),
+});
+
+export const Remediation = Type.Object({
+  id: Type.String(),
+  target: Type.String(),
+  action: Type.String(),
+  state: Type.Union([
+    Type.Literal('queued'),
+    Type.Literal('running'),
+    Type.Literal('succeeded'),
+    Type.Literal('failed'),
+    Type.Literal('timed_out'),
+    Type.Literal('skipped'),
+    Type.Literal('dry_run'),
+  ]),
+  done: Type.Boolean({ description: 'The state is final' }),
+  source: Type.String(),
+  createdAt: Iso('When it was requested'),
+  updatedAt: Iso('Last change'),
+  container: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+  requestedBy: Type.Optional(Type.String()),
+  skipReason: Type.Optional(Type.String({ description: 'Why the policy did not act (state skipped)' })),
+  verification: Type.Optional(Type.String({ description: 'Result of the check that the fix worked' })),
+  detail: Type.Optional(Type.String()),
+  reclaimedBytes: Type.Optional(Type.Number()),
+  durationMs: Type.Optional(Type.Number()),
+});
+export type Remediation = Static<typeof Remediation>;
+
+export const ContainersQuery = Type.Object(
+  {
+    all: Type.Optional(
+      Type.Union([Type.Literal('true'), Type.Literal('false')], {
+        description: 'Also list containers outside the watch scope',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ContainerStatus = Type.Object({
+  name: Type.String(),
+  id: Type.String(),
+  image: Type.String(),
+  state: Type.String(),
+  health: Type.String(),
+  status: Type.String(),
+  service: Type.Optional(Type.String()),
+  project: Type.Optional(Type.String()),
+  watched: Type.Boolean({ description: 'In the watch scope' }),
+  scopeDetail: Type.Optional(Type.String()),
+  protected: Type.Boolean(),
+  attempts: Type.Integer({ description: 'Actions since it was last seen recovered' }),
+  maxAttempts: Type.Integer(),
+  cooldownRemainingSeconds: Type.Integer(),
+  pausedUntil: Type.Union([Iso('Healing held until'), Type.Null()]),
+  givenUp: Type.Boolean(),
+  inProgress: Type.Optional(Type.String({ description: 'The action running now' })),
+  lastAction: Type.Optional(Type.String()),
+  lastActionAt: Type.Optional(Iso('When the last action started')),
+  lastResult: Type.Optional(Type.String()),
+  incidentId: Type.Optional(Type.String()),
+});
+export type ContainerStatus = Static<typeof ContainerStatus>;
+export const ContainerList = Type.Object({ containers: Type.Array(ContainerStatus) });
+
+export const IncidentsQuery = Type.Object(
+  {
+    since: Type.Optional(
+      Type.String({
+        description: 'Incidents open at or after this: an ISO 8601 time, or a duration ago (24h, 7d)',
+        examples: ['24h'],
+      }),
+    ),
+    container: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: 'At most this many (100)' })),
+  },
+  { additionalProperties: false },
+);
+
+const IncidentEvent = Type.Object({
+  at: Iso('When'),
+  type: Type.String(),
+  source: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+  action: Type.Optional(Type.String()),
+  result: Type.Optional(Type.String()),
+  detail: Type.Optional(Type.String()),
+  alertname: Type.Optional(Type.String()),
+  fingerprint: Type.Optional(Type.String()),
+  remediationId: Type.Optional(Type.String()),
+});
+export const IncidentOut = Type.Object({
+  id: Type.String(),
+  container: Type.String(),
+  status: Type.String(),
+  openedAt: Iso('Opened'),
+  closedAt: Type.Optional(Iso('Closed')),
+  alertname: Type.Optional(Type.String()),
+  events: Type.Array(IncidentEvent, { description: 'Signals, decisions, actions and verifications' }),
+});
+export type IncidentOut = Static<typeof IncidentOut>;
+export const IncidentList = Type.Object({ incidents: Type.Array(IncidentOut) });
+
+export const PauseRequest = Type.Object(
+  {
+    for: Type.String({
+      minLength: 1,
+      maxLength: 32,
+      description: 'How long: 90s, 30m, 1h, 2d, 1h30m',
+      examples: ['1h'],
+    }),
+    reason: Type.Optional(Reason),
+    requestedBy: Type.Optional(Requester),
+  },
+  { additionalProperties: false },
+);
+export const ControlRequest = Type.Object(
+  { reason: Type.Optional(Reason), requestedBy: Type.Optional(Requester) },
+  { additionalProperties: false },
+);
+export const PauseState = Type.Object({
+  container: Type.String(),
+  pausedUntil: Type.Union([Iso('Healing held until'), Type.Null()]),
+  detail: Type.Optional(Type.String()),
+});
+export const ResetState = Type.Object({
+  container: Type.String(),
+  attempts: Type.Integer(),
+  givenUp: Type.Boolean(),
+});
+
+export const NotifyRequest = Type.Object(
+  {
+    text: Type.String({ minLength: 1, maxLength: 4096, description: 'The message, as plain text' }),
+    silent: Type.Optional(Type.Boolean({ description: 'Deliver without a notification sound' })),
+    requestedBy: Type.Optional(Requester),
+  },
+  { additionalProperties: false },
+);
+export const NotifyAccepted = Type.Object({
+  id: Type.String(),
+  status: Type.Literal('queued'),
+});
