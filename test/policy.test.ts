@@ -1,0 +1,281 @@
+// Table-driven tests of the pure policy: every reason, with an injected time.
+import t from 'tap';
+import { testConfig } from '../src/config.js';
+import {
+  admit,
+  cooldownAfter,
+  decide,
+  decideHost,
+  effectiveAttempts,
+  type PolicyContext,
+  recordAction,
+} from '../src/core/policy.js';
+import type { ContainerRecord, ContainerView, Signal } from '../src/core/types.js';
+
+const NOW = Date.UTC(2026, 10, 28, 12);
+const cfg = testConfig({ RESTART_COOLDOWN: '60', MAX_RESTART_ATTEMPTS: '3', STABLE_PERIOD: '600' });
+const ctx: PolicyContext = {
+  scope: 'label',
+  composeProject: undefined,
+  selfContainerId: 'self123456789',
+  dryRun: false,
+  policy: cfg.policy,
+  startPeriodMs: 0,
+  nodeName: 'node-a',
+};
+
+const container = (o: Partial<ContainerView> = {}): ContainerView => ({
+  id: 'abc123456789def',
+  name: 'web',
+  labels: { 'autoheal.enable': 'true' },
+  state: 'running',
+  health: 'unhealthy',
+  startedAt: NOW - 3_600_000,
+  ...o,
+});
+const signal = (o: Partial<Signal> = {}): Signal => ({
+  id: 's1',
+  source: 'alertmanager',
+  status: 'firing',
+  receivedAt: NOW,
+  condition: 'alert',
+  target: { kind: 'container', name: 'web' },
+  action: 'restart',
+  params: {},
+  labels: {},
+  annotations: {},
+  ...o,
+});
+const record = (o: Partial<ContainerRecord> = {}): ContainerRecord => ({
+  name: 'web',
+  attempts: 0,
+  failures: 0,
+  givenUp: false,
+  ...o,
+});
+
+interface Case {
+  name: string;
+  c?: Partial<ContainerView>;
+  s?: Partial<Signal>;
+  r?: Partial<ContainerRecord>;
+  x?: Partial<PolicyContext>;
+  busy?: boolean;
+  circuitOpenUntil?: number;
+  want: string;
+}
+
+const cases: Case[] = [
+  { name: 'labelled container, nothing against it', want: 'ok' },
+  { name: 'legacy docker-autoheal label', c: { labels: { autoheal: 'true' } }, want: 'ok' },
+  { name: 'unlabelled container', c: { labels: {} }, want: 'not_in_scope' },
+  {
+    name: 'opted out always wins',
+    c: { labels: { 'autoheal.enable': 'false' } },
+    x: { scope: 'all' },
+    want: 'not_in_scope',
+  },
+  { name: 'scope all', c: { labels: {} }, x: { scope: 'all' }, want: 'ok' },
+  {
+    name: 'scope project, other project',
+    c: { labels: { 'com.docker.compose.project': 'b' } },
+    x: { scope: 'project', composeProject: 'a' },
+    want: 'not_in_scope',
+  },
+  {
+    name: 'scope project, same project',
+    c: { labels: { 'com.docker.compose.project': 'a' } },
+    x: { scope: 'project', composeProject: 'a' },
+    want: 'ok',
+  },
+  { name: 'its own container', c: { id: 'self123456789abcdef' }, x: { scope: 'all' }, want: 'self' },
+  {
+    name: 'protected',
+    c: { labels: { 'autoheal.enable': 'true', 'autoheal.protect': 'true' } },
+    want: 'protected',
+  },
+  {
+    name: 'action not in the allowed list',
+    c: { labels: { 'autoheal.enable': 'true', 'autoheal.actions': 'stop_start' } },
+    want: 'action_not_allowed',
+  },
+  {
+    name: 'action in the allowed list',
+    c: { labels: { 'autoheal.enable': 'true', 'autoheal.actions': 'stop_start,restart' } },
+    want: 'ok',
+  },
+  { name: 'paused through the API', r: { pausedUntil: NOW + 1000 }, want: 'paused' },
+  { name: 'pause expired', r: { pausedUntil: NOW - 1 }, want: 'ok' },
+  {
+    name: 'paused by label',
+    c: {
+      labels: { 'autoheal.enable': 'true', 'autoheal.paused_until': new Date(NOW + 60_000).toISOString() },
+    },
+    want: 'paused',
+  },
+  { name: 'an action is running', busy: true, want: 'in_progress' },
+  {
+    name: 'intent recorded, not finished',
+    r: { inFlight: { action: 'restart', startedAt: NOW - 1, remediationId: 'x' } },
+    want: 'in_progress',
+  },
+  {
+    name: 'stopped by an operator',
+    c: { state: 'exited', health: 'none' },
+    r: { stoppedByOperator: true },
+    want: 'stopped_by_operator',
+  },
+  {
+    name: 'operator stop does not block a manual request',
+    c: { state: 'exited', health: 'none' },
+    r: { stoppedByOperator: true },
+    s: { source: 'manual' },
+    want: 'ok',
+  },
+  {
+    name: 'watcher: inside the start period',
+    s: { source: 'docker_event', condition: 'unhealthy' },
+    c: { startedAt: NOW - 1000 },
+    x: { startPeriodMs: 5000 },
+    want: 'start_period',
+  },
+  {
+    name: 'watcher: start period from the label',
+    s: { source: 'docker_event', condition: 'unhealthy' },
+    c: { startedAt: NOW - 1000, labels: { 'autoheal.enable': 'true', 'autoheal.start_period': '30s' } },
+    want: 'start_period',
+  },
+  {
+    name: 'alerts ignore the start period',
+    c: { startedAt: NOW - 1000 },
+    x: { startPeriodMs: 5000 },
+    want: 'ok',
+  },
+  {
+    name: 'watcher: healthy again',
+    s: { source: 'reconcile', condition: 'unhealthy' },
+    c: { health: 'healthy' },
+    want: 'already_healthy',
+  },
+  { name: 'given up', r: { givenUp: true, attempts: 3 }, want: 'given_up' },
+  { name: 'attempts exhausted', r: { attempts: 3, lastActionAt: NOW - 10_000_000 }, want: 'max_attempts' },
+  {
+    name: 'per-container max attempts',
+    c: { labels: { 'autoheal.enable': 'true', 'autoheal.max_attempts': '5' } },
+    r: { attempts: 3 },
+    want: 'ok',
+  },
+  {
+    name: 'attempts reset after the stable period',
+    r: { attempts: 3, healthySince: NOW - 600_000 },
+    want: 'ok',
+  },
+  {
+    name: 'attempts kept inside the stable period',
+    r: { attempts: 3, healthySince: NOW - 599_000 },
+    want: 'max_attempts',
+  },
+  { name: 'cooldown running', r: { attempts: 1, nextAllowedAt: NOW + 5000 }, want: 'cooldown_active' },
+  { name: 'cooldown over', r: { attempts: 1, nextAllowedAt: NOW }, want: 'ok' },
+  {
+    name: 'force skips the cooldown',
+    r: { attempts: 1, nextAllowedAt: NOW + 5000 },
+    s: { source: 'manual', force: true },
+    want: 'forced',
+  },
+  {
+    name: 'force skips given up',
+    r: { givenUp: true, attempts: 3 },
+    s: { source: 'manual', force: true },
+    want: 'forced',
+  },
+  {
+    name: 'force never skips scope',
+    c: { labels: {} },
+    s: { source: 'manual', force: true },
+    want: 'not_in_scope',
+  },
+  {
+    name: 'force never skips protection',
+    c: { labels: { 'autoheal.enable': 'true', 'autoheal.protect': 'true' } },
+    s: { force: true },
+    want: 'protected',
+  },
+  { name: 'breaker open', circuitOpenUntil: NOW + 1, want: 'circuit_open' },
+  { name: 'breaker open, manual request', circuitOpenUntil: NOW + 1, s: { source: 'manual' }, want: 'ok' },
+  { name: 'dry run', x: { dryRun: true }, want: 'dry_run' },
+  { name: 'dry run asked by the request', s: { source: 'manual', dryRun: true }, want: 'dry_run' },
+];
+
+t.test('decide()', async (t) => {
+  for (const k of cases) {
+    const d = decide({
+      signal: signal(k.s),
+      action: 'restart',
+      container: container(k.c),
+      record: k.r ? record(k.r) : undefined,
+      circuit: { actionTimes: [], openUntil: k.circuitOpenUntil },
+      busy: k.busy ?? false,
+      now: NOW,
+      ctx: { ...ctx, ...k.x },
+    });
+    t.equal(d.reason, k.want, k.name);
+    t.equal(d.verdict === 'act', ['ok', 'forced', 'dry_run'].includes(k.want), `${k.name}: verdict`);
+  }
+});
+
+t.test('admit()', async (t) => {
+  const table: Array<[Partial<Signal>, string | true]> = [
+    [{}, true],
+    [{ host: 'node-b' }, 'other_host'],
+    [{ host: 'node-a' }, true],
+    [{ action: undefined }, 'no_action'],
+    [{ action: 'none' }, 'no_action'],
+    [{ action: 'reboot' }, 'unknown_action'],
+    [{ target: { kind: 'none' } }, 'no_target'],
+    [{ target: { kind: 'host' }, action: 'cleanup' }, true],
+  ];
+  for (const [s, want] of table) {
+    const a = admit(signal(s), ctx);
+    t.equal(a.ok ? true : a.decision.reason, want, JSON.stringify(s));
+  }
+});
+
+t.test('cooldown grows exponentially and is capped', async (t) => {
+  t.same(
+    [0, 1, 2, 3, 4, 5, 10].map((f) => cooldownAfter(f, 1000, 10_000)),
+    [1000, 1000, 2000, 4000, 8000, 10_000, 10_000],
+  );
+});
+
+t.test('effective attempts', async (t) => {
+  t.equal(effectiveAttempts(undefined, NOW, cfg.policy), 0);
+  t.equal(effectiveAttempts(record({ attempts: 2 }), NOW, cfg.policy), 2);
+  t.equal(effectiveAttempts(record({ attempts: 2, healthySince: NOW - 600_000 }), NOW, cfg.policy), 0);
+});
+
+t.test('circuit breaker opens once past the limit within the window', async (t) => {
+  const p = { ...cfg.policy, circuitMaxActions: 3, circuitWindowMs: 60_000, circuitCooldownMs: 120_000 };
+  let c: { actionTimes: readonly number[]; openUntil?: number | undefined } = { actionTimes: [] };
+  const opened: boolean[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = recordAction(c, NOW + i * 1000, p);
+    c = r.next;
+    opened.push(r.opened);
+  }
+  t.same(opened, [false, false, false, true, false]);
+  t.equal(c.openUntil, NOW + 3000 + 120_000);
+  // Old actions fall out of the window.
+  const spread = [0, 61_000, 122_000, 183_000].reduce((acc, dt) => recordAction(acc, NOW + dt, p).next, {
+    actionTimes: [] as readonly number[],
+  } as { actionTimes: readonly number[]; openUntil?: number });
+  t.equal(spread.openUntil, undefined);
+});
+
+t.test('host actions: breaker and dry run', async (t) => {
+  const s = signal({ action: 'cleanup', target: { kind: 'host' } });
+  t.equal(decideHost(s, { actionTimes: [] }, false, NOW, ctx).reason, 'ok');
+  t.equal(decideHost(s, { actionTimes: [] }, true, NOW, ctx).reason, 'in_progress');
+  t.equal(decideHost(s, { actionTimes: [], openUntil: NOW + 1 }, false, NOW, ctx).reason, 'circuit_open');
+  t.equal(decideHost(s, { actionTimes: [] }, false, NOW, { ...ctx, dryRun: true }).reason, 'dry_run');
+});
