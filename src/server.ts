@@ -8,6 +8,7 @@ import { loadRulesFile } from './core/rules.js';
 import { DockerodeClient } from './docker/dockerode-client.js';
 import { Engine } from './engine.js';
 import { EngineMonitor } from './inputs/engine-monitor.js';
+import { parseSchedules, type ScheduleEntry, Scheduler } from './inputs/schedules.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { LogEscalationSink } from './notifiers/escalation.js';
@@ -17,11 +18,13 @@ import { VERSION } from './version.js';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
+  let schedules: ScheduleEntry[];
   try {
     config = loadConfig({
       ...process.env,
       SELF_CONTAINER_ID: process.env.SELF_CONTAINER_ID ?? detectSelfContainerId(),
     });
+    schedules = parseSchedules(config.schedules);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`autoheal-nexus: configuration error: ${err.message}\n`);
@@ -51,6 +54,7 @@ async function main(): Promise<void> {
   const engine = new Engine({ config, docker, store, metrics, log, clock: systemClock, escalations, rules });
   const app = await buildApp(config, { docker, metrics, log, clock: systemClock, store, engine, rules });
   const monitor = new EngineMonitor(docker, metrics, log, config.dockerHost);
+  const scheduler = new Scheduler(schedules, { engine, store, clock: systemClock, log, metrics });
 
   log.info(
     {
@@ -72,6 +76,7 @@ async function main(): Promise<void> {
   await app.listen({ port: config.port, host: config.host });
   engine.start();
   monitor.start();
+  scheduler.start();
 
   let shuttingDown = false;
   const shutdown = async (sig: string) => {
@@ -79,6 +84,7 @@ async function main(): Promise<void> {
     shuttingDown = true;
     log.info({ event: 'stopping', signal: sig }, 'shutting down: stopping inputs, finishing remediations');
     monitor.stop();
+    scheduler.stop();
     await app.close();
     await engine.stop(config.shutdownGraceMs);
     store.close();

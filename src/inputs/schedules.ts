@@ -1,0 +1,249 @@
+// Scheduled maintenance (SCHEDULES): cron entries that run inside the service instead of a host crontab.
+// An entry is an input like any other: at its time it hands a signal (source 'schedule') to the engine,
+// which decides, acts, verifies, logs and counts it like every remediation. croner parses the
+// expressions and computes the next times; this module owns the timer, so the clock is injectable and
+// a test can run an entry "at its time" by moving a ManualClock and calling tick().
+import { randomUUID } from 'node:crypto';
+import { Cron } from 'croner';
+import type { Logger } from 'pino';
+import { ConfigError } from '../config.js';
+import type { Clock } from '../core/clock.js';
+import { describeTarget, parseTarget } from '../core/targets.js';
+import { type ActionName, isAction, type Signal, type TargetSelector } from '../core/types.js';
+import type { Metrics } from '../metrics.js';
+import type { Store } from '../state/store.js';
+
+export interface ScheduleEntry {
+  /** The entry as written, e.g. "0 3 * * *=cleanup": its name in logs and in the audit trail. */
+  readonly text: string;
+  readonly cron: string;
+  readonly action: ActionName;
+  readonly target: TargetSelector;
+}
+
+const SCHEDULED_ACTIONS: ReadonlyArray<ActionName> = ['restart', 'stop_start', 'cleanup'];
+
+/** A croner job used only to compute times: without a callback it never starts a timer of its own. */
+const cronOf = (expr: string) => new Cron(expr, { mode: '5-or-6-parts' });
+
+/**
+ * Parses SCHEDULES: "CRON=action[:target]" entries separated by ";", e.g.
+ * "0 3 * * *=cleanup; 30 4 * * 0=restart:service:shop/worker". Throws ConfigError naming the entry.
+ */
+export function parseSchedules(text: string): ScheduleEntry[] {
+  const entries: ScheduleEntry[] = [];
+  const parts = text
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  parts.forEach((part, i) => {
+    const where = `SCHEDULES: entry ${i + 1} "${part}"`;
+    const eq = part.indexOf('=');
+    if (eq < 0) throw new ConfigError(`${where}: expected CRON=action[:target], e.g. "0 3 * * *=cleanup"`);
+    const cron = part.slice(0, eq).trim();
+    const rest = part.slice(eq + 1).trim();
+    const colon = rest.indexOf(':');
+    const action = (colon < 0 ? rest : rest.slice(0, colon)).trim();
+    const targetText = colon < 0 ? '' : rest.slice(colon + 1).trim();
+    try {
+      cronOf(cron);
+    } catch (err) {
+      throw new ConfigError(`${where}: bad cron expression "${cron}": ${(err as Error).message}`);
+    }
+    if (!isAction(action) || !SCHEDULED_ACTIONS.includes(action)) {
+      throw new ConfigError(
+        `${where}: unknown action "${action}": use one of ${SCHEDULED_ACTIONS.join(', ')}`,
+      );
+    }
+    let target: TargetSelector;
+    if (action === 'cleanup') {
+      if (targetText !== '' && targetText !== 'host') {
+        throw new ConfigError(`${where}: cleanup acts on the whole host and takes no target`);
+      }
+      target = { kind: 'host' };
+    } else {
+      if (targetText === '' || targetText === 'host') {
+        throw new ConfigError(
+          `${where}: ${action} needs a target: ${action}:name, ${action}:service:web or ${action}:service:project/web`,
+        );
+      }
+      target = parseTarget(targetText);
+    }
+    entries.push({ text: part, cron, action, target });
+  });
+  return entries;
+}
+
+export interface SchedulerDeps {
+  /** The engine's door for requests that callers follow by id (Engine.request). */
+  readonly engine: { request(signal: Omit<Signal, 'remediationId'>): string };
+  readonly store: Pick<Store, 'remediation'>;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly metrics: Pick<Metrics, 'decisions'>;
+  /** The timer re-reads the clock at least this often, so a clock that jumps is noticed. */
+  readonly maxSleepMs?: number;
+}
+
+export interface ScheduleStatus {
+  readonly entry: ScheduleEntry;
+  readonly nextRunAt: number | undefined;
+  readonly lastRunAt: number | undefined;
+  readonly lastRemediationId: string | undefined;
+}
+
+interface Job {
+  readonly entry: ScheduleEntry;
+  readonly cron: Cron;
+  nextAt: number | undefined;
+  lastRunAt: number | undefined;
+  lastRemediationId: string | undefined;
+}
+
+const RUNNING = new Set(['queued', 'running']);
+
+export class Scheduler {
+  private readonly jobs: Job[];
+  private timer: NodeJS.Timeout | undefined;
+  private started = false;
+
+  constructor(
+    entries: ReadonlyArray<ScheduleEntry>,
+    private readonly d: SchedulerDeps,
+  ) {
+    const now = d.clock.now();
+    this.jobs = entries.map((entry) => {
+      const cron = cronOf(entry.cron);
+      return {
+        entry,
+        cron,
+        nextAt: nextAfter(cron, now),
+        lastRunAt: undefined,
+        lastRemediationId: undefined,
+      };
+    });
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    for (const j of this.jobs) {
+      this.d.log.info(
+        { event: 'schedule', schedule: j.entry.text, nextRunAt: isoOrNone(j.nextAt) },
+        `schedule "${j.entry.text}": next run ${isoOrNone(j.nextAt)}`,
+      );
+    }
+    this.arm();
+  }
+
+  stop(): void {
+    this.started = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  status(): ScheduleStatus[] {
+    return this.jobs.map((j) => ({
+      entry: j.entry,
+      nextRunAt: j.nextAt,
+      lastRunAt: j.lastRunAt,
+      lastRemediationId: j.lastRemediationId,
+    }));
+  }
+
+  /**
+   * Runs every entry whose time has come (by the injected clock) and computes its next time. Runs that
+   * were missed while the service was down or the clock jumped are not caught up one by one: an entry
+   * runs once, then waits for its next time. Returns the ids of the remediations it requested.
+   */
+  tick(): string[] {
+    const now = this.d.clock.now();
+    const started: string[] = [];
+    for (const j of this.jobs) {
+      if (j.nextAt === undefined || j.nextAt > now) continue;
+      const due = j.nextAt;
+      j.nextAt = nextAfter(j.cron, now);
+      const id = this.run(j, due);
+      if (id) started.push(id);
+    }
+    return started;
+  }
+
+  private run(j: Job, due: number): string | undefined {
+    const { log, store } = this.d;
+    const previous = j.lastRemediationId ? store.remediation(j.lastRemediationId) : undefined;
+    if (previous && RUNNING.has(previous.state)) {
+      // Never two runs of one entry at once: a nightly cleanup that is still busy at the next tick
+      // would only pile up work on a host that is already struggling.
+      this.d.metrics.decisions.inc({ reason: 'in_progress' });
+      log.warn(
+        {
+          event: 'schedule_skipped',
+          schedule: j.entry.text,
+          reason: 'in_progress',
+          running: previous.id,
+          dueAt: new Date(due).toISOString(),
+          nextRunAt: isoOrNone(j.nextAt),
+        },
+        `schedule "${j.entry.text}": skipped, the previous run ${previous.id} is still ${previous.state}`,
+      );
+      return undefined;
+    }
+    const now = this.d.clock.now();
+    try {
+      const id = this.d.engine.request({
+        id: randomUUID(),
+        source: 'schedule',
+        status: 'firing',
+        receivedAt: now,
+        condition: 'requested',
+        target: j.entry.target,
+        action: j.entry.action,
+        params: {},
+        labels: {},
+        annotations: {},
+        requestedBy: 'schedule',
+        reason: `scheduled maintenance "${j.entry.text}"`,
+      });
+      j.lastRunAt = now;
+      j.lastRemediationId = id;
+      log.info(
+        {
+          event: 'schedule_run',
+          schedule: j.entry.text,
+          action: j.entry.action,
+          target: describeTarget(j.entry.target),
+          remediationId: id,
+          dueAt: new Date(due).toISOString(),
+          nextRunAt: isoOrNone(j.nextAt),
+        },
+        `schedule "${j.entry.text}": ${j.entry.action} requested (${id})`,
+      );
+      return id;
+    } catch (err) {
+      log.error({ err, event: 'schedule_failed', schedule: j.entry.text }, 'cannot request a scheduled run');
+      return undefined;
+    }
+  }
+
+  /** Sleeps until the next entry is due (by the injected clock), at most maxSleepMs of real time. */
+  private arm(): void {
+    if (!this.started) return;
+    clearTimeout(this.timer);
+    const times = this.jobs.map((j) => j.nextAt).filter((t): t is number => t !== undefined);
+    if (times.length === 0) return;
+    const maxSleep = this.d.maxSleepMs ?? 60_000;
+    const delay = Math.min(Math.max(0, Math.min(...times) - this.d.clock.now()), maxSleep);
+    this.timer = setTimeout(() => {
+      this.tick();
+      this.arm();
+    }, delay);
+    this.timer.unref();
+  }
+}
+
+function nextAfter(cron: Cron, now: number): number | undefined {
+  return cron.nextRun(new Date(now))?.getTime();
+}
+
+const isoOrNone = (t: number | undefined) => (t === undefined ? 'never' : new Date(t).toISOString());
