@@ -430,6 +430,7 @@ export class Engine {
     log.info(
       {
         event: 'action',
+        incidentId,
         container: view.name,
         action,
         attempt: attempts,

@@ -102,7 +102,8 @@ export class DockerodeClient implements DockerClient {
         restartPolicy: c.HostConfig.RestartPolicy?.Name || 'no',
         stopTimeoutSec: typeof stopTimeout === 'number' ? stopTimeout : undefined,
         logPath: c.LogPath || undefined,
-        lastHealthOutput: log?.length ? log[log.length - 1]?.Output : undefined,
+        // A check cut short by a restart logs an empty output; the last real one says more.
+        lastHealthOutput: [...(log ?? [])].reverse().find((l) => l.Output?.trim())?.Output,
       };
     } catch (err) {
       if (isNotFound(err)) return undefined;

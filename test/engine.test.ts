@@ -1,0 +1,281 @@
+// The remediation engine on the real Docker engine: attempts with growing gaps then given up with one
+// escalation, stop_start, a Compose service fanned out, and cleanup that respects scope and protection.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { amPayload, bearer, RecordingSink, testApp } from './fixtures/app.js';
+import {
+  breakContainer,
+  createTestContainer,
+  docker,
+  restartCountOf,
+  TEST_IMAGE,
+  waitFor,
+  waitForHealth,
+} from './fixtures/docker.js';
+
+const run = promisify(execFile);
+
+t.test(
+  'a container that never recovers: exactly MAX_RESTART_ATTEMPTS restarts with growing gaps, then given up once',
+  async (t) => {
+    const sink = new RecordingSink();
+    const h = await testApp(t, {
+      escalations: sink,
+      env: { MAX_RESTART_ATTEMPTS: '3', RESTART_COOLDOWN: '1', BACKOFF_MAX: '60', VERIFY_TIMEOUT: '5' },
+    });
+    const c = await createTestContainer(t, {
+      labels: { 'autoheal.enable': 'true' },
+      recoverOnRestart: false,
+      startBroken: true,
+    });
+    await waitForHealth(c.name, 'unhealthy');
+    const labels = {
+      alertname: 'ContainerUnhealthy',
+      container: c.name,
+      remediation: 'restart',
+      severity: 'warning',
+    };
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/webhooks/alertmanager',
+      payload: amPayload([{ labels }]),
+      headers: bearer(),
+    });
+    t.equal(res.statusCode, 200);
+
+    await waitFor('given up', async () => h.store.record(c.name)?.givenUp, 40_000);
+    // Alertmanager keeps re-sending while the alert fires: no further action.
+    await h.app.inject({
+      method: 'POST',
+      url: '/webhooks/alertmanager',
+      payload: amPayload([{ labels, startsAt: '2026-11-28T01:00:00Z' }]),
+      headers: bearer(),
+    });
+    await h.engine.idle();
+
+    const actions = h.audit().filter((l) => l.event === 'action' && l.container === c.name);
+    t.equal(actions.length, 3, 'three restarts');
+    const times = actions.map((l) => Date.parse(String(l.time)));
+    const gaps = times.slice(1).map((x, i) => x - (times[i] ?? 0));
+    t.ok((gaps[1] ?? 0) > (gaps[0] ?? 0), `gaps grow: ${gaps.join(' ms, ')} ms`);
+    t.same(
+      actions.map((l) => l.attempt),
+      [1, 2, 3],
+    );
+    t.equal(new Set(actions.map((l) => l.incidentId)).size, 1, 'one incident throughout');
+    t.equal(
+      h.audit().filter((l) => l.event === 'remediation' && l.container === c.name && l.result === 'failed')
+        .length,
+      3,
+    );
+
+    const givenUp = sink.raised.filter((e) => e.kind === 'given_up');
+    t.equal(givenUp.length, 1, 'one escalation');
+    t.equal(givenUp[0]?.container, c.name);
+    t.equal(givenUp[0]?.attempts.length, 3, 'the escalation lists the attempts');
+    t.match(
+      givenUp[0]?.lastHealthOutput ?? '',
+      /present/,
+      `with the last health-check output: ${JSON.stringify(givenUp[0])}`,
+    );
+    t.equal(await h.metric('autoheal_given_up_containers'), 1);
+    t.equal(await h.metric('autoheal_escalations_total', { kind: 'given_up' }), 1);
+    t.ok((await h.metric('autoheal_decisions_total', { reason: 'given_up' })) >= 1);
+    t.equal(h.store.listIncidents({ container: c.name })[0]?.status, 'given_up');
+
+    // An operator reset lifts it.
+    h.engine.reset(c.name);
+    t.equal(h.store.record(c.name)?.givenUp, false);
+    t.equal(await h.metric('autoheal_given_up_containers'), 0);
+  },
+);
+
+t.test('stop_start stops and starts the container and verifies it', async (t) => {
+  const h = await testApp(t);
+  const c = await createTestContainer(t, { labels: { 'autoheal.enable': 'true' } });
+  await waitForHealth(c.name, 'healthy');
+  await breakContainer(c.name);
+  await waitForHealth(c.name, 'unhealthy');
+  const before = await restartCountOf(c.name);
+  await h.app.inject({
+    method: 'POST',
+    url: '/webhooks/alertmanager',
+    payload: amPayload([{ labels: { alertname: 'X', container: c.name, remediation: 'stop_start' } }]),
+    headers: bearer(),
+  });
+  await h.engine.idle();
+  const result = h.audit().find((l) => l.event === 'remediation' && l.container === c.name);
+  t.match(result, { action: 'stop_start', result: 'succeeded' });
+  t.match(String(result?.detail), /stopped, then started/);
+  t.not((await restartCountOf(c.name)).startedAt, before.startedAt);
+});
+
+t.test(
+  'a Compose service label names every container of the service, each under its own policy',
+  async (t) => {
+    const h = await testApp(t);
+    const project = `p${Date.now().toString(36)}`;
+    const labels = (n: number) => ({
+      'autoheal.enable': 'true',
+      'com.docker.compose.project': project,
+      'com.docker.compose.service': 'web',
+      'com.docker.compose.container-number': String(n),
+    });
+    const a = await createTestContainer(t, { labels: labels(1) });
+    const b = await createTestContainer(t, { labels: labels(2) });
+    const other = await createTestContainer(t, {
+      labels: { ...labels(1), 'com.docker.compose.project': `${project}x` },
+    });
+    await Promise.all([a, b, other].map((c) => waitForHealth(c.name, 'healthy')));
+    const before = await restartCountOf(other.name);
+    await h.app.inject({
+      method: 'POST',
+      url: '/webhooks/alertmanager',
+      payload: amPayload([
+        {
+          labels: {
+            alertname: 'X',
+            container_label_com_docker_compose_service: 'web',
+            container_label_com_docker_compose_project: project,
+            remediation: 'restart',
+          },
+        },
+      ]),
+      headers: bearer(),
+    });
+    await h.engine.idle();
+    const done = h
+      .audit()
+      .filter((l) => l.event === 'remediation')
+      .map((l) => l.container);
+    t.same(done.sort(), [a.name, b.name].sort());
+    t.same(await restartCountOf(other.name), before, 'the other project is untouched');
+    t.ok(h.store.record(a.name) && h.store.record(b.name), 'separate records');
+  },
+);
+
+t.test('DRY_RUN decides and counts but touches nothing', async (t) => {
+  const h = await testApp(t, { env: { DRY_RUN: 'true' } });
+  const c = await createTestContainer(t, { labels: { 'autoheal.enable': 'true' } });
+  await waitForHealth(c.name, 'healthy');
+  const before = await restartCountOf(c.name);
+  await h.app.inject({
+    method: 'POST',
+    url: '/webhooks/alertmanager',
+    payload: amPayload([{ labels: { alertname: 'X', container: c.name, remediation: 'restart' } }]),
+    headers: bearer(),
+  });
+  await h.engine.idle();
+  t.same(await restartCountOf(c.name), before);
+  t.equal(await h.metric('autoheal_decisions_total', { reason: 'dry_run' }), 1);
+  t.equal(await h.metric('autoheal_remediations_total', { action: 'restart', result: 'dry_run' }), 1);
+  t.equal(h.store.record(c.name), undefined, 'no state changed');
+});
+
+t.test(
+  'cleanup removes a stopped in-scope container and a dangling image; keeps volumes, protected and unlabelled ones',
+  async (t) => {
+    const sink = new RecordingSink();
+    const h = await testApp(t, { escalations: sink, env: { CLEANUP_PRUNE_UNTIL: '0s' } });
+    // A stopped container that wrote 200 kB to its writable layer, so the reclaimed bytes are visible.
+    const stopped = await createTestContainer(t, {
+      labels: { 'autoheal.enable': 'true' },
+      cmd: ['sh', '-c', 'head -c 200000 /dev/zero > /tmp/blob'],
+      healthCheck: false,
+    });
+    await waitFor(
+      'the writer to exit',
+      async () => (await docker.getContainer(stopped.name).inspect()).State.Status === 'exited',
+    );
+    const protectedC = await createTestContainer(t, {
+      labels: { 'autoheal.enable': 'true', 'autoheal.protect': 'true' },
+      start: false,
+    });
+    const unlabelled = await createTestContainer(t, { start: false });
+    const volume = `ah-vol-${Date.now().toString(36)}`;
+    await docker.createVolume({ Name: volume, Labels: { 'autoheal.test': 'true' } });
+    t.teardown(() =>
+      docker
+        .getVolume(volume)
+        .remove()
+        .catch(() => undefined),
+    );
+    // A dangling image: build a tag twice; the first build loses its tag.
+    const tag = `ah-dangling-${Date.now().toString(36)}:latest`;
+    const build = async (n: number) => {
+      const { stdout } = await run('bash', [
+        '-c',
+        `printf 'FROM ${TEST_IMAGE}\\nLABEL autoheal.test=true n=${n}\\n' | DOCKER_BUILDKIT=0 docker build -q -t ${tag} -`,
+      ]);
+      return stdout.trim();
+    };
+    const first = await build(1);
+    await build(2);
+    t.teardown(() =>
+      docker
+        .getImage(tag)
+        .remove({ force: true })
+        .catch(() => undefined),
+    );
+    t.ok((await docker.getImage(first).inspect()).RepoTags?.length === 0, 'first image is dangling');
+    // The engine compares `until` at whole seconds: an image from this very second is not "older than 0s".
+    await new Promise((r) => setTimeout(r, 1100));
+
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/webhooks/alertmanager',
+      payload: amPayload([
+        { labels: { alertname: 'DiskAlmostFull', remediation: 'cleanup', severity: 'critical' } },
+      ]),
+      headers: bearer(),
+    });
+    t.equal(res.statusCode, 200);
+    await h.engine.idle();
+
+    const exists = async (name: string) =>
+      docker
+        .getContainer(name)
+        .inspect()
+        .then(
+          () => true,
+          () => false,
+        );
+    t.equal(await exists(stopped.name), false, 'stopped in-scope container removed');
+    t.equal(await exists(protectedC.name), true, 'protected container kept');
+    t.equal(await exists(unlabelled.name), true, 'container outside the scope kept');
+    t.equal(
+      await docker
+        .getImage(first)
+        .inspect()
+        .then(
+          () => true,
+          () => false,
+        ),
+      false,
+      'dangling image removed',
+    );
+    t.equal(
+      await docker
+        .getVolume(volume)
+        .inspect()
+        .then(
+          () => true,
+          () => false,
+        ),
+      true,
+      'volume kept',
+    );
+    const line = h.audit().find((l) => l.event === 'remediation' && l.action === 'cleanup');
+    t.match(line, { result: 'succeeded' }, JSON.stringify(line));
+    t.ok(Number(line?.reclaimedBytes) > 0, `bytes reclaimed reported: ${line?.reclaimedBytes}`);
+    t.ok((await h.metric('autoheal_cleanup_reclaimed_bytes_total')) > 0);
+    const alert = sink.raised.find((e) => e.kind === 'alert');
+    t.match(
+      alert,
+      { alertname: 'DiskAlmostFull', severity: 'critical' },
+      'critical alerts go to the humans with what was done',
+    );
+    t.equal(alert?.reclaimedBytes, line?.reclaimedBytes);
+  },
+);
