@@ -1,0 +1,159 @@
+// The Telegram Bot API as a sender: one sendMessage call, classified into what the outbox should do
+// next (done, retry later, give up). It owns the HTTP client (undici, injectable dispatcher, a timeout on
+// every call) and keeps the bot token out of every string it returns: the token is part of the URL,
+// and undici's errors and some proxies' error pages quote the URL.
+import { Agent, type Dispatcher, request } from 'undici';
+import { scrubSecrets } from '../logger.js';
+
+export interface TelegramMessage {
+  readonly chatId: string;
+  readonly topicId?: number | undefined;
+  readonly text: string;
+  /** false sends the text without parse_mode (the fallback when Telegram refuses our markup). */
+  readonly html: boolean;
+  readonly silent?: boolean | undefined;
+}
+
+export type SendOutcome =
+  | { readonly result: 'sent'; readonly status: number }
+  /** Worth another try: network error, timeout, 5xx, 429 (with the wait it names), 401/404. */
+  | {
+      readonly result: 'retry';
+      readonly reason: string;
+      readonly status?: number;
+      readonly retryAfterMs?: number;
+    }
+  /** Will never work as it is: bad chat, bot blocked or removed, message refused. */
+  | {
+      readonly result: 'failed';
+      readonly reason: string;
+      readonly status: number;
+      /** Telegram could not parse the entities: the same text as plain text may still go through. */
+      readonly badMarkup?: boolean;
+      /** The group became a supergroup with this id. */
+      readonly migrateTo?: string;
+    };
+
+export interface TelegramNotifierOptions {
+  readonly token: string;
+  /** Bot API base URL, without a trailing slash (a self-hosted Bot API server works the same way). */
+  readonly apiUrl: string;
+  /** Tests inject their own; by default an Agent with connect, header and body timeouts. */
+  readonly dispatcher?: Dispatcher | undefined;
+  /** Upper bound of one call, connect to last byte (ms). */
+  readonly timeoutMs?: number | undefined;
+}
+
+interface BotApiReply {
+  ok?: boolean;
+  error_code?: number;
+  description?: string;
+  parameters?: { retry_after?: number; migrate_to_chat_id?: number };
+}
+
+export class TelegramNotifier {
+  private readonly dispatcher: Dispatcher;
+  private readonly ownsDispatcher: boolean;
+  private readonly timeoutMs: number;
+  private readonly secrets: string[];
+
+  constructor(private readonly o: TelegramNotifierOptions) {
+    this.timeoutMs = o.timeoutMs ?? 10_000;
+    this.ownsDispatcher = o.dispatcher === undefined;
+    this.dispatcher =
+      o.dispatcher ??
+      new Agent({
+        connect: { timeout: Math.min(5_000, this.timeoutMs) },
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+        keepAliveTimeout: 30_000,
+      });
+    // The token as it may appear in text: plain, and percent-encoded as some errors print URLs.
+    this.secrets = [o.token, encodeURIComponent(o.token)];
+  }
+
+  /** Masks the token in any text that may reach a log line, an error or the outbox. */
+  scrub(text: string): string {
+    return scrubSecrets(text, this.secrets);
+  }
+
+  /** Sends one message. Never throws and never rejects: every failure becomes an outcome. */
+  async send(m: TelegramMessage, signal?: AbortSignal): Promise<SendOutcome> {
+    const body: Record<string, unknown> = {
+      chat_id:
+        /^-?[0-9]+$/.test(m.chatId) && Number.isSafeInteger(Number(m.chatId)) ? Number(m.chatId) : m.chatId,
+      text: m.text,
+      // Links to Alertmanager and Prometheus would otherwise add a large, useless preview card.
+      link_preview_options: { is_disabled: true },
+    };
+    if (m.html) body.parse_mode = 'HTML';
+    if (m.topicId !== undefined) body.message_thread_id = m.topicId;
+    if (m.silent) body.disable_notification = true;
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const abort = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let status: number;
+    let text: string;
+    try {
+      const res = await request(`${this.o.apiUrl}/bot${this.o.token}/sendMessage`, {
+        method: 'POST',
+        dispatcher: this.dispatcher,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: abort,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+      status = res.statusCode;
+      text = await res.body.text();
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const what = timeout.aborted ? `timed out after ${this.timeoutMs} ms` : e.message;
+      return { result: 'retry', reason: this.scrub(`network error: ${e.code ? `${e.code} ` : ''}${what}`) };
+    }
+    let reply: BotApiReply = {};
+    try {
+      reply = JSON.parse(text) as BotApiReply;
+    } catch {
+      // A proxy's error page, for instance: the status code alone decides.
+    }
+    const description = this.scrub(
+      (reply.description ?? text.slice(0, 200).replace(/\s+/g, ' ').trim()) || `HTTP ${status}`,
+    );
+    if (status >= 200 && status < 300 && reply.ok !== false) return { result: 'sent', status };
+    if (status === 429) {
+      const seconds = reply.parameters?.retry_after;
+      const retryAfterMs = typeof seconds === 'number' && seconds >= 0 ? seconds * 1000 : 1000;
+      return { result: 'retry', status, reason: description, retryAfterMs };
+    }
+    if (status >= 500) return { result: 'retry', status, reason: description };
+    // 401: the token is refused; 404: the URL is wrong. Both are configuration errors that a restart
+    // with a fixed setting cures, so the message waits for it rather than being thrown away.
+    if (status === 401 || status === 404) return { result: 'retry', status, reason: description };
+    const migrate = reply.parameters?.migrate_to_chat_id;
+    return {
+      result: 'failed',
+      status,
+      reason: description,
+      badMarkup:
+        status === 400 && /can't parse entities|unsupported start tag|can't find end tag/i.test(description),
+      ...(migrate !== undefined ? { migrateTo: String(migrate) } : {}),
+    };
+  }
+
+  /** Closes our own dispatcher (an injected one belongs to the caller); never waits more than a second. */
+  async close(): Promise<void> {
+    if (!this.ownsDispatcher) return;
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([
+      this.dispatcher.close().then(
+        () => true,
+        () => true,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), 1_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!closed) await this.dispatcher.destroy().catch(() => undefined);
+  }
+}
