@@ -11,7 +11,7 @@ import { EngineMonitor } from './inputs/engine-monitor.js';
 import { parseSchedules, type ScheduleEntry, Scheduler } from './inputs/schedules.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { LogEscalationSink } from './notifiers/escalation.js';
+import { createNotifier } from './notifiers/index.js';
 import { detectSelfContainerId } from './self.js';
 import { Store } from './state/store.js';
 import { VERSION } from './version.js';
@@ -50,9 +50,28 @@ async function main(): Promise<void> {
   metrics.buildInfo.set({ version: VERSION, node: process.version }, 1);
   const docker = new DockerodeClient(config.dockerHost, config.dockerTimeoutMs);
   const store = new Store(config.dataDir, log);
-  const escalations = new LogEscalationSink(log);
-  const engine = new Engine({ config, docker, store, metrics, log, clock: systemClock, escalations, rules });
-  const app = await buildApp(config, { docker, metrics, log, clock: systemClock, store, engine, rules });
+  // Telegram behind a durable outbox when configured; otherwise the audit log only (said once here).
+  const notifier = createNotifier(config, { log, metrics });
+  const engine = new Engine({
+    config,
+    docker,
+    store,
+    metrics,
+    log,
+    clock: systemClock,
+    escalations: notifier,
+    rules,
+  });
+  const app = await buildApp(config, {
+    docker,
+    metrics,
+    log,
+    clock: systemClock,
+    store,
+    engine,
+    rules,
+    notifier: notifier.enabled ? notifier : undefined,
+  });
   const monitor = new EngineMonitor(docker, metrics, log, config.dockerHost);
   const scheduler = new Scheduler(schedules, { engine, store, clock: systemClock, log, metrics });
 
@@ -74,6 +93,7 @@ async function main(): Promise<void> {
   if (!config.adminToken) log.warn('ADMIN_TOKEN is not set: the admin API refuses every request');
 
   await app.listen({ port: config.port, host: config.host });
+  notifier.start();
   engine.start();
   monitor.start();
   scheduler.start();
@@ -87,6 +107,8 @@ async function main(): Promise<void> {
     scheduler.stop();
     await app.close();
     await engine.stop(config.shutdownGraceMs);
+    // After the engine: escalations raised while remediations finish are still journalled.
+    await notifier.close();
     store.close();
     log.info({ event: 'stopped' }, 'stopped');
     log.flush?.();
