@@ -1,0 +1,92 @@
+// The service killed with SIGKILL in the middle of an incident and started again: the intent recorded
+// before the action holds the cooldown (no extra restart), and the same incident continues.
+import t from 'tap';
+import { amPayload, bearer } from './fixtures/app.js';
+import { createTestContainer, restartCountOf, waitFor, waitForHealth } from './fixtures/docker.js';
+import { startService } from './fixtures/service.js';
+
+const COOLDOWN_S = 6;
+
+t.test('SIGKILL mid-incident: no extra restart inside the cooldown, the incident continues', async (t) => {
+  const env = {
+    RESTART_COOLDOWN: String(COOLDOWN_S),
+    VERIFY_TIMEOUT: '30',
+    MAX_RESTART_ATTEMPTS: '3',
+    WATCHER_HEAL: 'false',
+  };
+  const first = await startService(t, env);
+  const c = await createTestContainer(t, {
+    labels: { 'autoheal.enable': 'true' },
+    recoverOnRestart: false,
+    startBroken: true,
+  });
+  await waitForHealth(c.name, 'unhealthy');
+  const labels = { alertname: 'ContainerUnhealthy', container: c.name, remediation: 'restart' };
+  const payload = amPayload([{ labels, fingerprint: 'crash1' }]);
+  const post = (url: string, body = payload) =>
+    fetch(`${url}/webhooks/alertmanager`, {
+      method: 'POST',
+      headers: { ...bearer(), 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  t.equal((await post(first.url)).status, 200);
+
+  const action = await waitFor('the first restart to start', async () =>
+    first.audit().find((l) => l.event === 'action' && l.container === c.name),
+  );
+  // Mid-incident: the restart was issued and its verification is running.
+  await first.kill('SIGKILL');
+  const killedAt = Date.now();
+  // The engine finishes the restart the service asked for; count from there.
+  const restartsAfterKill = await waitFor('the interrupted restart to finish in the engine', async () => {
+    const r = await restartCountOf(c.name);
+    return Date.parse(r.startedAt) > Date.parse(String(action.time)) ? r : undefined;
+  });
+
+  const second = await startService(t, env, first.dir);
+  // Alertmanager retries the same payload and later re-sends with a new startsAt.
+  t.equal((await post(second.url)).status, 200);
+  t.equal(
+    (await post(second.url, amPayload([{ labels, fingerprint: 'crash1', startsAt: '2026-11-28T00:09:00Z' }])))
+      .status,
+    200,
+  );
+
+  const resumed = await waitFor('the resume line', async () =>
+    second.audit().find((l) => l.event === 'resume' && l.container === c.name),
+  );
+  t.equal(resumed.action, 'restart');
+  const decisions = await waitFor('the decisions after the restart', async () => {
+    const d = second
+      .audit()
+      .filter(
+        (l) => l.event === 'decision' && l.container === c.name && Date.parse(String(l.time)) >= killedAt,
+      );
+    return d.length >= 1 ? d : undefined;
+  });
+  t.ok(
+    decisions.some((l) => l.reason === 'cooldown_active'),
+    `inside the cooldown: ${decisions.map((l) => l.reason).join(', ')}`,
+  );
+  t.ok(
+    second.audit().some((l) => l.reason === 'duplicate'),
+    'the retried payload is a duplicate',
+  );
+  t.same(await restartCountOf(c.name), restartsAfterKill, 'no restart inside the cooldown');
+
+  const second2 = await waitFor(
+    'the incident to continue with attempt 2',
+    async () =>
+      second
+        .audit()
+        .find(
+          (l) => l.event === 'action' && l.container === c.name && Date.parse(String(l.time)) >= killedAt,
+        ),
+    COOLDOWN_S * 1000 + 15_000,
+  );
+  t.equal(second2.attempt, 2, 'the interrupted restart counted as attempt 1');
+  t.equal(second2.incidentId, action.incidentId, 'the same incident');
+  const gap = Date.parse(String(second2.time)) - Date.parse(String(action.time));
+  t.ok(gap >= COOLDOWN_S * 1000, `the next restart waited for the cooldown (${gap} ms)`);
+  await second.kill('SIGTERM');
+});
