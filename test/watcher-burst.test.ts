@@ -1,0 +1,91 @@
+// The watcher under load on the real engine: ten containers failing at once are healed in parallel (none
+// waits for another's stop timeout), and a crash loop under Docker's own restart policy is escalated
+// once instead of being restarted by us as well.
+import t from 'tap';
+import type { RecordingSink } from './fixtures/app.js';
+import { breakContainer, createTestContainer, docker, waitFor, waitForHealth } from './fixtures/docker.js';
+import { watcherApp } from './fixtures/watcher-app.js';
+
+const STOP_TIMEOUT = 3;
+
+t.test('ten watched containers break at once: all acted on in parallel', async (t) => {
+  const h = await watcherApp(t);
+  // `exec sleep` makes sleep PID 1, which ignores SIGTERM: every stop waits the full stop timeout.
+  const cs = await Promise.all(
+    Array.from({ length: 10 }, () =>
+      createTestContainer(t, {
+        labels: h.labels,
+        stopTimeout: STOP_TIMEOUT,
+        cmd: ['sh', '-c', 'rm -f /tmp/broken; exec sleep 2147483'],
+      }),
+    ),
+  );
+  await Promise.all(cs.map((c) => waitForHealth(c.name, 'healthy')));
+  const before = new Map(
+    await Promise.all(
+      cs.map(async (c) => [c.name, (await docker.getContainer(c.name).inspect()).State.StartedAt] as const),
+    ),
+  );
+
+  const t0 = Date.now();
+  await Promise.all(cs.map((c) => breakContainer(c.name)));
+  await waitFor(
+    'all ten restarted and healthy',
+    async () => {
+      const infos = await Promise.all(cs.map((c) => docker.getContainer(c.name).inspect()));
+      return infos.every(
+        (i) => i.State.StartedAt !== before.get(i.Name.slice(1)) && i.State.Health?.Status === 'healthy',
+      );
+    },
+    60_000,
+    200,
+  );
+  const total = (Date.now() - t0) / 1000;
+
+  const actions = cs.map((c) => h.auditFor(c.name, 'action')).flat();
+  t.equal(actions.length, 10, 'one action per container');
+  const times = actions.map((a) => Date.parse(String(a.time)));
+  const spread = (Math.max(...times) - Math.min(...times)) / 1000;
+  t.ok(spread < STOP_TIMEOUT, `all ten actions began within ${spread.toFixed(2)}s of each other`);
+  // In series this takes at least ten stop timeouts (30 s); in parallel about one, plus detection, the
+  // engine's own start-up work for ten containers on a small machine, and the health checks.
+  t.ok(
+    total < 5 * STOP_TIMEOUT,
+    `all healed in ${total.toFixed(1)}s; one stop timeout is ${STOP_TIMEOUT}s, ten in series ${10 * STOP_TIMEOUT}s`,
+  );
+  t.comment(`burst of 10 healed in ${total.toFixed(1)} s; actions spread over ${spread.toFixed(2)} s`);
+  const results = await waitFor('ten verified remediations', async () => {
+    const r = cs.map((c) => h.auditFor(c.name, 'remediation')[0]?.result);
+    return r.every(Boolean) ? r : undefined;
+  });
+  t.same(new Set(results), new Set(['succeeded']));
+  const durations = cs.map((c) => Number(h.auditFor(c.name, 'remediation')[0]?.durationMs));
+  t.comment(`remediation durations (ms): ${durations.join(', ')}`);
+  t.comment(`action start offsets (ms): ${times.map((x) => x - t0).join(', ')}`);
+});
+
+t.test('a crash loop under the restart policy is escalated once, not restarted by us', async (t) => {
+  const h = await watcherApp(t);
+  const c = await createTestContainer(t, {
+    labels: h.labels,
+    healthCheck: false,
+    restartPolicy: 'always',
+    cmd: ['sh', '-c', 'sleep 0.3; exit 1'],
+  });
+  const sink = h.escalations as RecordingSink;
+  const e = await waitFor('the crash-loop escalation', async () =>
+    sink.raised.find((x) => x.kind === 'crash_loop' && x.container === c.name),
+  );
+  t.match(e.detail, /restarted \d+ times by its restart policy \(always\)/);
+  // Docker keeps restarting it; the episode stays one escalation and we never act on it.
+  const count = (await docker.getContainer(c.name).inspect()).RestartCount;
+  await waitFor(
+    'two more restarts by Docker',
+    async () => (await docker.getContainer(c.name).inspect()).RestartCount >= count + 2,
+    20_000,
+  );
+  t.equal(sink.raised.filter((x) => x.kind === 'crash_loop').length, 1, 'one escalation per episode');
+  t.equal(h.auditFor(c.name, 'action').length, 0, 'no restart from the healer');
+  t.ok((await h.metric('autoheal_container_restarts', { container: c.name })) >= count, 'restarts gauge');
+  t.equal(await h.metric('autoheal_escalations_total', { kind: 'crash_loop' }), 1);
+});
