@@ -163,9 +163,13 @@ export function formatEscalation(e: Escalation, o: FormatOptions = {}): string {
   const limit = o.limit ?? TELEGRAM_TEXT_LIMIT;
   const t = TITLES[e.kind];
   const title = e.kind === 'alert' && e.severity ? `${t.title} (${cutPlain(e.severity, 40)})` : t.title;
-  const subject = e.container ?? e.alertname;
+  // An alert is known by its name; everything else by the container it is about.
+  const subject =
+    e.kind === 'alert' && e.alertname
+      ? `${e.alertname}${e.container ? ` on ${e.container}` : ''}`
+      : (e.container ?? e.alertname);
   const head = [
-    `${t.icon} <b>${escapeHtml(title)}${subject ? `: ${escapeHtml(cutPlain(subject, 200))}` : ''}</b>`,
+    `${t.icon} <b>${escapeHtml(title)}${subject ? `: ${escapeHtml(cutPlain(subject, 300))}` : ''}</b>`,
     codeField('Host', e.host, 200),
     codeField('Container', e.container, 200),
     codeField('Service', e.service, 200),
