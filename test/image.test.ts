@@ -1,0 +1,352 @@
+// The Dockerfile, built for real. No registry is reachable here, so the base image is made from this
+// machine's own Node.js runtime (node, the shared libraries ldd names, npm, busybox for a shell, the CA
+// bundle npm needs) and handed to the Dockerfile through its NODE_IMAGE build argument, as an operator
+// would hand a mirrored image. The built image then runs as its non-root user with the socket mounted
+// and the socket's group added, answers /healthz, passes its own HEALTHCHECK, and heals a container
+// through the socket, while leaving its own container alone.
+import { execFile } from 'node:child_process';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { parse } from 'yaml';
+import { TEST_LABEL } from '../src/core/labels.js';
+import {
+  breakContainer,
+  createTestContainer,
+  docker,
+  restartCountOf,
+  uniqueName,
+  waitFor,
+  waitForHealth,
+} from './fixtures/docker.js';
+import { freePort, REPO, sampleOf } from './fixtures/prom-stack.js';
+
+const run = promisify(execFile);
+const BIG = { maxBuffer: 64 * 1024 * 1024 };
+const BASE_IMAGE = `autoheal-test-node-base:${process.version}`;
+const IMAGE = 'autoheal-nexus:test';
+const SOCKET = '/var/run/docker.sock';
+
+const imageExists = (ref: string) =>
+  docker
+    .getImage(ref)
+    .inspect()
+    .then(() => true)
+    .catch(() => false);
+
+/** A Node.js base image in the shape of the official ones (node and npm under /usr/local, a shell). */
+async function ensureBaseImage(): Promise<void> {
+  if (await imageExists(BASE_IMAGE)) return;
+  const ctx = mkdtempSync(join(tmpdir(), 'autoheal-nodebase-'));
+  try {
+    const root = join(ctx, 'rootfs');
+    const put = (src: string, dest: string) => {
+      mkdirSync(dirname(join(root, dest)), { recursive: true });
+      cpSync(src, join(root, dest), { recursive: true, dereference: true });
+    };
+    const nodeBin = realpathSync(process.execPath);
+    put(nodeBin, '/usr/local/bin/node');
+    const { stdout: ldd } = await run('ldd', [nodeBin]);
+    for (const lib of ldd.matchAll(/(\/\S+)/g)) put(lib[1] as string, lib[1] as string);
+    const { stdout: npmRoot } = await run('npm', ['root', '-g']);
+    put(join(npmRoot.trim(), 'npm'), '/usr/local/lib/node_modules/npm');
+    const { stdout: busybox } = await run('sh', ['-c', 'command -v busybox']);
+    put(busybox.trim(), '/bin/busybox');
+    // npm reaches the registry through this machine's CA bundle, as the official images carry theirs.
+    put('/etc/ssl/certs/ca-certificates.crt', '/etc/ssl/certs/ca-certificates.crt');
+    const write = (path: string, text: string) => {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      writeFileSync(join(root, path), text);
+    };
+    write('/usr/local/etc/npmrc', 'cafile=/etc/ssl/certs/ca-certificates.crt\nupdate-notifier=false\n');
+    write(
+      '/etc/passwd',
+      'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n',
+    );
+    write('/etc/group', 'root:x:0:\nnode:x:1000:\nnogroup:x:65534:\n');
+    for (const d of ['/tmp', '/root', '/home/node']) mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(
+      join(ctx, 'Dockerfile'),
+      [
+        'FROM scratch',
+        'COPY rootfs/ /',
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+        // npm's scripts start with #!/usr/bin/env node.
+        `RUN ["/bin/sh", "-c", "${[
+          'mkdir -p /usr/bin',
+          'ln -s /bin/busybox /usr/bin/env',
+          'chmod 1777 /tmp',
+          'chown 1000:1000 /home/node',
+          'ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm',
+          'ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx',
+        ].join(' && ')}"]`,
+        'ENV PATH=/usr/local/bin:/usr/bin:/bin',
+        'CMD ["node"]',
+      ].join('\n'),
+    );
+    await run('docker', ['build', '-q', '-t', BASE_IMAGE, '--label', `${TEST_LABEL}=image`, ctx], {
+      ...BIG,
+      env: { ...process.env, DOCKER_BUILDKIT: '0' },
+    });
+  } finally {
+    rmSync(ctx, { recursive: true, force: true });
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'autoheal-image-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+t.test('the image', async (t) => {
+  await ensureBaseImage();
+  const started = Date.now();
+  try {
+    // Each stage gets a tag: an untagged stage result is a dangling image, which a cleanup running on
+    // the same engine at the same time (other tests prune) may delete before the next stage copies
+    // from it. --network host: npm ci reaches the registry the way this machine does (no bridge).
+    for (const [target, tag] of [
+      ['build', `${IMAGE}-build`],
+      ['prod-deps', `${IMAGE}-prod-deps`],
+      [undefined, IMAGE],
+    ] as const) {
+      await run(
+        'docker',
+        [
+          'build',
+          '--network',
+          'host',
+          '--build-arg',
+          `NODE_IMAGE=${BASE_IMAGE}`,
+          ...(target ? ['--target', target] : []),
+          '-t',
+          tag,
+          '--label',
+          `${TEST_LABEL}=image`,
+          '.',
+        ],
+        { ...BIG, cwd: REPO, env: { ...process.env, DOCKER_BUILDKIT: '0' } },
+      );
+    }
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    t.fail(`docker build failed:\n${(e.stdout ?? '').split('\n').slice(-40).join('\n')}\n${e.stderr ?? ''}`);
+    return;
+  }
+  const buildSeconds = (Date.now() - started) / 1000;
+  t.teardown(() =>
+    run('docker', ['image', 'prune', '-f', '--filter', `label=${TEST_LABEL}=image`]).catch(() => undefined),
+  );
+
+  const info = await docker.getImage(IMAGE).inspect();
+  const base = await docker.getImage(BASE_IMAGE).inspect();
+  const mb = (n: number) => Math.round(n / 1e5) / 10;
+  t.comment(
+    `image build ${buildSeconds.toFixed(1)} s (layer cache reused where the inputs did not change); ` +
+      `image ${mb(info.Size)} MB = base ${mb(base.Size)} MB + ${mb(info.Size - base.Size)} MB of the service`,
+  );
+  t.ok(info.Size - base.Size < 80e6, 'the service adds less than 80 MB to its base');
+  t.equal(info.Config.User, '1000:1000', 'runs as a non-root user');
+  t.equal(info.Config.Labels?.['autoheal.enable'], 'false', 'labelled so the service never heals itself');
+  t.match(JSON.stringify(info.Config.Healthcheck?.Test), /\/healthz/, 'HEALTHCHECK on /healthz');
+  t.same(info.Config.Cmd, ['node', 'dist/src/server.js']);
+
+  t.test('production dependencies only, compiled code only', async (t) => {
+    const probe = `const fs = require('node:fs'); console.log(JSON.stringify(['node_modules/typescript', 'node_modules/tap', 'node_modules/@biomejs', 'node_modules/fastify', 'node_modules/dockerode', 'src', 'dist/src/server.js', 'dist/routes/webhook.js'].filter((p) => fs.existsSync(p))))`;
+    const { stdout } = await run('docker', [
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--label',
+      `${TEST_LABEL}=true`,
+      IMAGE,
+      'node',
+      '-e',
+      probe,
+    ]);
+    t.same(JSON.parse(stdout), [
+      'node_modules/fastify',
+      'node_modules/dockerode',
+      'dist/src/server.js',
+      'dist/routes/webhook.js',
+    ]);
+  });
+
+  // The token files the compose stack's `secrets` service writes, by the command in docker-compose.yml.
+  const secretsDir = join(dir, 'secrets');
+  mkdirSync(secretsDir);
+  t.test(
+    "docker-compose.yml's secrets command writes tokens the service and Alertmanager can read",
+    async (t) => {
+      const compose = parse(readFileSync(join(REPO, 'docker-compose.yml'), 'utf8')) as {
+        services: { secrets: { command: string[]; user: string } };
+      };
+      const { command, user } = compose.services.secrets;
+      const once = (env: string[]) =>
+        run('docker', [
+          'run',
+          '--rm',
+          '--network',
+          'none',
+          '--label',
+          `${TEST_LABEL}=true`,
+          '--user',
+          user,
+          '-v',
+          `${secretsDir}:/secrets`,
+          ...env.flatMap((e) => ['-e', e]),
+          IMAGE,
+          ...command,
+        ]);
+      await once(['WEBHOOK_TOKEN=', 'ADMIN_TOKEN=']);
+      const webhook = readFileSync(join(secretsDir, 'webhook_token'), 'utf8');
+      t.match(webhook, /^[0-9a-f]{64}\n$/, 'a random webhook token');
+      const st = statSync(join(secretsDir, 'webhook_token'));
+      t.same(
+        [st.uid, st.gid, st.mode & 0o777],
+        [1000, 65534, 0o440],
+        'webhook token: service and nobody group',
+      );
+      const adm = statSync(join(secretsDir, 'admin_token'));
+      t.same([adm.uid, adm.mode & 0o777], [1000, 0o400], 'admin token: the service only');
+      await once(['WEBHOOK_TOKEN=', 'ADMIN_TOKEN=']);
+      t.equal(readFileSync(join(secretsDir, 'webhook_token'), 'utf8'), webhook, 'kept on the next start');
+    },
+  );
+
+  t.test('runs with the socket: healthz, its own HEALTHCHECK, and a real heal', async (t) => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const token = readFileSync(join(secretsDir, 'webhook_token'), 'utf8').trim();
+    const name = uniqueName('image');
+    const c = await docker.createContainer({
+      name,
+      Image: IMAGE,
+      Labels: { [TEST_LABEL]: 'true' },
+      Env: [
+        `PORT=${port}`,
+        'HOST=127.0.0.1',
+        'WEBHOOK_TOKEN_FILE=/secrets/webhook_token',
+        'ADMIN_TOKEN_FILE=/secrets/admin_token',
+        'RESTART_COOLDOWN=1',
+        'VERIFY_GRACE=1',
+        'WATCHER_HEAL=false',
+      ],
+      // The image's check, only run every second instead of every 30 s.
+      Healthcheck: { Interval: 1_000_000_000, StartPeriod: 0 },
+      HostConfig: {
+        NetworkMode: 'host',
+        Binds: [`${SOCKET}:${SOCKET}`, `${secretsDir}:/secrets:ro`],
+        GroupAdd: [String(statSync(SOCKET).gid)],
+        // As in docker-compose.yml: a read-only root, the state on a volume that Docker fills with the
+        // image's /data (owned by uid 1000).
+        ReadonlyRootfs: true,
+        Mounts: [{ Type: 'volume', Target: '/data' }],
+        Tmpfs: { '/tmp': '' },
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges:true'],
+      },
+    });
+    t.teardown(() => c.remove({ force: true, v: true }).catch(() => undefined));
+    await c.start();
+    const logs = async () => String(await c.logs({ stdout: true, stderr: true, tail: 30 }));
+    try {
+      await waitFor('/healthz', async () => (await fetch(`${url}/healthz`)).ok, 30_000, 200);
+    } catch (err) {
+      t.fail(`${(err as Error).message}\n${await logs()}`);
+      return;
+    }
+    const ready = await fetch(`${url}/readyz`);
+    t.equal(ready.status, 200, `/readyz: ${await ready.text()}`);
+    await waitForHealth(name, 'healthy', 20_000);
+    t.pass("the image's own HEALTHCHECK passes");
+    t.equal((await c.inspect()).Config.User, '1000:1000');
+
+    // A broken, watched container, and an alert for it: the service lists, inspects and restarts it.
+    const target = await createTestContainer(t, { labels: { 'autoheal.enable': 'true' } });
+    await waitForHealth(target.name, 'healthy');
+    await breakContainer(target.name);
+    await waitForHealth(target.name, 'unhealthy');
+    const before = await restartCountOf(target.name);
+    const post = (labels: Record<string, string>, auth = token) =>
+      fetch(`${url}/webhooks/alertmanager`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${auth}` },
+        body: JSON.stringify({
+          version: '4',
+          status: 'firing',
+          receiver: 'autoheal',
+          alerts: [
+            {
+              status: 'firing',
+              labels: { alertname: 'ContainerUnhealthy', severity: 'warning', ...labels },
+              annotations: {},
+              startsAt: new Date().toISOString(),
+              fingerprint: Math.random().toString(16).slice(2, 18),
+            },
+          ],
+        }),
+      });
+    t.equal(
+      (await post({ remediation: 'restart', container: target.name }, 'not-the-token-0123456789')).status,
+      401,
+    );
+    t.equal(
+      (await post({ remediation: 'restart', container: target.name })).status,
+      200,
+      'token from the file',
+    );
+    await waitForHealth(target.name, 'healthy', 30_000);
+    const after = await restartCountOf(target.name);
+    t.not(after.startedAt, before.startedAt, 'restarted through the socket, as uid 1000 in the socket group');
+    const metrics = async () => (await fetch(`${url}/metrics`)).text();
+    await waitFor(
+      'the verified remediation',
+      async () =>
+        (sampleOf(await metrics(), 'autoheal_remediations_total', {
+          action: 'restart',
+          result: 'succeeded',
+        }) ?? 0) >= 1,
+      30_000,
+    );
+    t.pass('remediation verified: autoheal_remediations_total{action="restart",result="succeeded"}');
+
+    // Its own container: refused, whatever the alert says.
+    const selfStarted = (await c.inspect()).State.StartedAt;
+    t.equal((await post({ remediation: 'restart', container: name })).status, 200);
+    await waitFor(
+      'the refusal to touch itself',
+      async () => {
+        const text = await metrics();
+        return (
+          (sampleOf(text, 'autoheal_decisions_total', { reason: 'self' }) ?? 0) +
+            (sampleOf(text, 'autoheal_decisions_total', { reason: 'not_in_scope' }) ?? 0) >=
+          1
+        );
+      },
+      10_000,
+    );
+    await sleep(500);
+    t.equal((await c.inspect()).State.StartedAt, selfStarted, 'its own container was not restarted');
+
+    // node is PID 1 and shuts down on SIGTERM by itself: a stop is quick and clean.
+    const stopStarted = Date.now();
+    await c.stop({ t: 20 });
+    const stopSeconds = (Date.now() - stopStarted) / 1000;
+    const state = (await c.inspect()).State;
+    t.equal(state.ExitCode, 0, 'exit code 0 on SIGTERM');
+    t.ok(stopSeconds < 10, `stopped in ${stopSeconds.toFixed(1)} s, well before the 20 s stop timeout`);
+    t.comment(`container stop (SIGTERM → exit) ${stopSeconds.toFixed(2)} s`);
+  });
+});
