@@ -252,7 +252,7 @@ t.test('the image', async (t) => {
         // As in docker-compose.yml: a read-only root, the state on a volume that Docker fills with the
         // image's /data (owned by uid 1000).
         ReadonlyRootfs: true,
-        Mounts: [{ Type: 'volume', Target: '/data' }],
+        Mounts: [{ Type: 'volume', Source: '', Target: '/data' }],
         Tmpfs: { '/tmp': '' },
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges:true'],
