@@ -86,7 +86,10 @@ t.test(
     ]) {
       t.ok(plain.includes(s), `shows "${s}"`);
     }
-    t.match(html, '<a href="http://alertmanager.example:9093/">Alertmanager</a>');
+    t.match(
+      html,
+      'Alertmanager: <a href="http://alertmanager.example:9093/">http://alertmanager.example:9093/</a>',
+    );
     t.match(
       html,
       '<a href="http://prometheus.example:9090/graph?g0.expr=up&amp;g0.tab=1">',

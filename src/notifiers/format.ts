@@ -210,9 +210,13 @@ export function formatEscalation(e: Escalation, o: FormatOptions = {}): string {
   const links: string[] = [];
   const am = safeUrl(e.externalURL);
   const gen = safeUrl(e.generatorURL);
-  if (am) links.push(`<a href="${escapeHtml(am)}">Alertmanager</a>`);
-  if (gen) links.push(`<a href="${escapeHtml(gen)}">Alert source</a>`);
-  const footer = `${links.length ? `🔗 ${links.join(' · ')}\n` : ''}<i>id ${escapeHtml(e.id)}</i>`;
+  // The URL is the anchor's text as well: Telegram shows hosts without a public domain (localhost,
+  // http://alertmanager:9093) as plain text, not as a link, and the reader must still see where to go.
+  const link = (name: string, u: string) =>
+    `🔗 ${name}: <a href="${escapeHtml(u)}">${escapeHtml(cutPlain(u, 160))}</a>`;
+  if (am) links.push(link('Alertmanager', am));
+  if (gen) links.push(link('Alert source', gen));
+  const footer = `${links.length ? `${links.join('\n')}\n` : ''}<i>id ${escapeHtml(e.id)}</i>`;
 
   const health = e.lastHealthOutput?.trim();
   if (health) {
