@@ -155,8 +155,8 @@ export class Outbox {
   addEscalation(e: Escalation): void {
     if (this.closed) {
       this.o.log.warn(
-        { event: 'notification', result: 'dropped', escalationId: e.id, kind: e.kind },
-        'notifier is closed: escalation kept in the audit log only',
+        { event: 'notification', result: 'dropped', escalation: e },
+        'notifier is closed: escalation kept in this log line only',
       );
       this.o.metrics.notifications.inc({ channel: this.channel, result: 'dropped' });
       return;
