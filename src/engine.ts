@@ -99,44 +99,29 @@ export class Engine {
   ingest(signals: ReadonlyArray<Signal>): IngestResult {
     const { store, metrics } = this.d;
     const now = this.d.clock.now();
-    const claimed: string[] = [];
     const accepted: Signal[] = [];
-    let duplicates = 0;
+    const duplicates: Array<[Signal, string]> = [];
     try {
-      for (const s of signals) {
-        const key = dedupKey(s);
-        if (key !== undefined) {
-          if (!store.claim(key, now)) {
-            duplicates++;
-            this.audit(s, { verdict: 'skip', reason: 'duplicate', detail: key });
+      // One write for the whole batch, all or nothing: a retry by the sender must not find half of
+      // it marked as seen.
+      store.batch(() => {
+        for (const s of signals) {
+          const key = dedupKey(s);
+          if (key !== undefined && !store.claim(key, now)) {
+            duplicates.push([s, key]);
             continue;
           }
-          claimed.push(key);
+          store.accept(s);
+          accepted.push(s);
         }
-        store.accept(s);
-        accepted.push(s);
-      }
+      });
     } catch (err) {
-      // All or nothing: a retry by the sender must not find half the batch marked as seen.
-      for (const key of claimed) {
-        try {
-          store.unclaim(key);
-        } catch {
-          // The disk refuses writes; the in-memory claim is gone with the process anyway.
-        }
-      }
-      for (const s of accepted) {
-        try {
-          store.done(s.id);
-        } catch {
-          // as above
-        }
-      }
       metrics.stateErrors.inc({ op: 'write' });
       throw err;
     }
+    for (const [s, key] of duplicates) this.audit(s, { verdict: 'skip', reason: 'duplicate', detail: key });
     for (const s of accepted) this.dispatch(s);
-    return { accepted, duplicates };
+    return { accepted, duplicates: duplicates.length };
   }
 
   /**

@@ -89,6 +89,11 @@ export class Store {
     this.journal.close();
   }
 
+  /** Gathers the writes of fn into one durable write (see Journal.batch). */
+  batch<R>(fn: () => R): R {
+    return this.journal.batch(fn);
+  }
+
   // Containers ---------------------------------------------------------------------------------
 
   record(name: string): ContainerRecord | undefined {

@@ -1,0 +1,81 @@
+// The server side of the webhook benchmark, in its own process so client and server do not share an
+// event loop. Mode "service": the real buildApp with the real route, durable state in a temp dir, the
+// engine deciding every alert; Docker is a stub that knows no containers (the decision path runs in
+// full; remediation I/O is not what this measures). Mode "bare": a Fastify route that only parses.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify from 'fastify';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { systemClock } from '../src/core/clock.js';
+import type { DockerClient } from '../src/docker/client.js';
+import { Engine } from '../src/engine.js';
+import { createMetrics } from '../src/metrics.js';
+import { LogEscalationSink } from '../src/notifiers/escalation.js';
+import { Store } from '../src/state/store.js';
+
+export const BENCH_TOKEN = 'bench-token-0123456789abcdef';
+
+const stubDocker: DockerClient = {
+  ping: async () => undefined,
+  listContainers: async () => [],
+  inspect: async () => undefined,
+  restart: async () => 'gone',
+  stop: async () => 'gone',
+  start: async () => 'gone',
+  kill: async () => 'gone',
+  remove: async () => ({ removed: false, reclaimedBytes: 0 }),
+  prune: async (kind) => ({ kind, deleted: [], reclaimedBytes: 0 }),
+  events: async function* () {},
+};
+
+async function main() {
+  const [mode = 'service', portText = '0'] = process.argv.slice(2);
+  const port = Number(portText);
+  if (mode === 'bare') {
+    const app = Fastify({ bodyLimit: 1_048_576 });
+    app.post('/webhooks/alertmanager', async (req) => ({
+      received: (req.body as { alerts: unknown[] }).alerts.length,
+    }));
+    await app.listen({ port, host: '127.0.0.1' });
+  } else {
+    const dir = mkdtempSync(join(tmpdir(), 'autoheal-bench-'));
+    const config = loadConfig({
+      WEBHOOK_TOKEN: BENCH_TOKEN,
+      DATA_DIR: join(dir, 'data'),
+      LOG_FILE: join(dir, 'audit.log'),
+      LOG_LEVEL: 'info',
+    });
+    // The audit trail is written as in production (sync to a file); stdout is not part of the cost.
+    const log = pino(
+      { level: 'info', base: { service: 'autoheal-nexus' }, timestamp: pino.stdTimeFunctions.isoTime },
+      pino.destination({ dest: config.logFile, sync: true }),
+    );
+    const metrics = createMetrics(new Registry());
+    const store = new Store(config.dataDir, log);
+    const engine = new Engine({
+      config,
+      docker: stubDocker,
+      store,
+      metrics,
+      log,
+      clock: systemClock,
+      escalations: new LogEscalationSink(log),
+    });
+    const app = await buildApp(config, {
+      docker: stubDocker,
+      metrics,
+      log,
+      clock: systemClock,
+      store,
+      engine,
+    });
+    await app.listen({ port, host: '127.0.0.1' });
+  }
+  process.send?.('ready');
+}
+
+void main();
