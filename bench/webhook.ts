@@ -34,7 +34,7 @@ function payload(seq: number) {
       },
       annotations: {
         summary: `Container web-${i} is unhealthy`,
-        description: 'The health check of web-' + i + ' has failed for 30s; AutoHeal-Nexus will restart it.',
+        description: `The health check of web-${i} has failed for 30s; AutoHeal-Nexus will restart it.`,
         runbook_url: 'https://example.invalid/docs/runbooks.md#containerunhealthy',
       },
       startsAt: new Date(Date.UTC(2026, 10, 28, 0, 0, seq % 60)).toISOString(),

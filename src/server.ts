@@ -7,7 +7,7 @@ import { systemClock } from './core/clock.js';
 import { loadRulesFile } from './core/rules.js';
 import { DockerodeClient } from './docker/dockerode-client.js';
 import { Engine } from './engine.js';
-import { EngineMonitor } from './inputs/engine-monitor.js';
+import { Watcher } from './inputs/watcher.js';
 import { parseSchedules, type ScheduleEntry, Scheduler } from './inputs/schedules.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -72,7 +72,8 @@ async function main(): Promise<void> {
     rules,
     notifier: notifier.enabled ? notifier : undefined,
   });
-  const monitor = new EngineMonitor(docker, metrics, log, config.dockerHost);
+  // The health watcher also owns autoheal_docker_connected (engine answers and its event stream is followed).
+  const watcher = new Watcher({ config, docker, engine, store, metrics, log, clock: systemClock });
   const scheduler = new Scheduler(schedules, { engine, store, clock: systemClock, log, metrics });
 
   log.info(
@@ -95,7 +96,7 @@ async function main(): Promise<void> {
   await app.listen({ port: config.port, host: config.host });
   notifier.start();
   engine.start();
-  monitor.start();
+  watcher.start();
   scheduler.start();
 
   let shuttingDown = false;
@@ -103,7 +104,7 @@ async function main(): Promise<void> {
     if (shuttingDown) return;
     shuttingDown = true;
     log.info({ event: 'stopping', signal: sig }, 'shutting down: stopping inputs, finishing remediations');
-    monitor.stop();
+    await watcher.stop();
     scheduler.stop();
     await app.close();
     await engine.stop(config.shutdownGraceMs);
