@@ -1,6 +1,6 @@
 // buildApp(config, deps): the HTTP face of the service as a Fastify instance. It never reads
 // process.env and never listens; server.ts does both, and tests call inject() on what this returns.
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
@@ -39,7 +39,8 @@ declare module 'fastify' {
 export async function buildApp(config: Config, deps: Deps) {
   const app = Fastify({
     loggerInstance: deps.log,
-    disableRequestLogging: true,
+    // Per-request lines would drown the audit trail; decisions and actions are logged instead.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.webhookBodyLimit,
     trustProxy: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
