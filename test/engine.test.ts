@@ -279,3 +279,34 @@ t.test(
     t.equal(alert?.reclaimedBytes, line?.reclaimedBytes);
   },
 );
+
+t.test('cleanup truncates an oversized json-file log of a watched container only', async (t) => {
+  const h = await testApp(t, { env: { CLEANUP_LOG_MAX_BYTES: '4096', CLEANUP_PRUNE_UNTIL: '24h' } });
+  const chatty = [
+    'sh',
+    '-c',
+    "trap 'exit 0' TERM; yes 'autoheal log line' | head -c 60000; sleep 2147483 & wait",
+  ];
+  const watched = await createTestContainer(t, {
+    labels: { 'autoheal.enable': 'true' },
+    cmd: chatty,
+    healthCheck: false,
+  });
+  const other = await createTestContainer(t, { cmd: chatty, healthCheck: false });
+  const { stat } = await import('node:fs/promises');
+  const logPath = async (name: string) => (await docker.getContainer(name).inspect()).LogPath;
+  await waitFor('logs written', async () => (await stat(await logPath(watched.name))).size > 60_000);
+  await waitFor('logs written', async () => (await stat(await logPath(other.name))).size > 60_000);
+  await h.app.inject({
+    method: 'POST',
+    url: '/webhooks/alertmanager',
+    payload: amPayload([{ labels: { alertname: 'DiskAlmostFull', remediation: 'cleanup' } }]),
+    headers: bearer(),
+  });
+  await h.engine.idle();
+  t.equal((await stat(await logPath(watched.name))).size, 0, 'watched container log truncated');
+  t.ok((await stat(await logPath(other.name))).size > 60_000, 'unwatched container log untouched');
+  const line = h.audit().find((l) => l.event === 'remediation' && l.action === 'cleanup');
+  t.same(line?.truncatedLogs, [watched.name]);
+  t.ok(Number(line?.reclaimedBytes) > 60_000);
+});

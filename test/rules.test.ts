@@ -1,0 +1,53 @@
+// The rules file: alerts without a remediation label are mapped by alertname and matchers.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { compileRules, loadRulesFile, matchRule } from '../src/core/rules.js';
+import { alertToSignal } from '../src/inputs/alertmanager.js';
+
+const yamlText = `
+rules:
+  - alertname: ContainerMemoryHigh
+    match: { severity: warning }
+    action: restart
+  - match_re: { name: "batch-.*" }
+    action: stop_start
+    params: { reason: batch }
+  - alertname: DiskAlmostFull
+    action: cleanup
+    params: { until: 1h }
+`;
+
+t.test('first matching rule wins; matchers are anchored', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rules-'));
+  const file = join(dir, 'rules.yml');
+  writeFileSync(file, yamlText);
+  const rules = loadRulesFile(file);
+  t.equal(matchRule(rules, { alertname: 'ContainerMemoryHigh', severity: 'warning' })?.action, 'restart');
+  t.equal(matchRule(rules, { alertname: 'ContainerMemoryHigh', severity: 'critical' }), undefined);
+  t.equal(matchRule(rules, { alertname: 'X', name: 'batch-7' })?.action, 'stop_start');
+  t.equal(matchRule(rules, { alertname: 'X', name: 'mybatch-7' }), undefined, 'anchored');
+  const payload = { alerts: [] };
+  const s = alertToSignal({ status: 'firing', labels: { alertname: 'DiskAlmostFull' } }, payload, rules, 0);
+  t.equal(s.action, 'cleanup');
+  t.same(s.params, { until: '1h' });
+  t.same(s.target, { kind: 'host' });
+  const labelled = alertToSignal(
+    {
+      status: 'firing',
+      labels: { alertname: 'ContainerMemoryHigh', severity: 'warning', remediation: 'none', name: 'x' },
+    },
+    payload,
+    rules,
+    0,
+  );
+  t.equal(labelled.action, 'none', 'the remediation label beats the rules file');
+});
+
+t.test('an invalid rules file is refused with a clear message', async (t) => {
+  t.throws(() => compileRules({ rules: [{ action: 'reboot' }] }), /rules\/0\/action|action/);
+  t.throws(() => compileRules({ rules: [{ action: 'restart', match_re: { a: '(' } }] }), /match_re\.a/);
+  t.throws(() => compileRules({ rulez: [] }), /rules file/);
+  t.throws(() => loadRulesFile('/nonexistent/rules.yml'), /RULES_FILE: cannot read/);
+});
