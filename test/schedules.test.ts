@@ -265,7 +265,14 @@ t.test('the server starts its schedules and logs their next run', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'autoheal-sched-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const port = String(20_000 + Math.floor(Math.random() * 30_000));
-  const s = startServer({ DATA_DIR: dir, PORT: port, SCHEDULES: '30 2 * * *=cleanup' });
+  // No healing and no action: its watcher must not touch the containers of tests running alongside.
+  const s = startServer({
+    DATA_DIR: dir,
+    PORT: port,
+    SCHEDULES: '30 2 * * *=cleanup',
+    WATCHER_HEAL: 'false',
+    DRY_RUN: 'true',
+  });
   t.teardown(() => s.child.kill('SIGKILL'));
   const deadline = Date.now() + 20_000;
   while (!/"event":"schedule"/.test(s.out()) && Date.now() < deadline && s.child.exitCode === null) {
