@@ -28,6 +28,7 @@ import {
   type ContainerView,
   type Decision,
   emptyRecord,
+  originOf,
   type RemediationResult,
   type Signal,
 } from './core/types.js';
@@ -97,31 +98,41 @@ export class Engine {
    * background. Throws StateWriteError when the state cannot be written (nothing was accepted).
    */
   ingest(signals: ReadonlyArray<Signal>): IngestResult {
-    const { store, metrics } = this.d;
-    const now = this.d.clock.now();
-    const accepted: Signal[] = [];
-    const duplicates: Array<[Signal, string]> = [];
-    try {
-      // One write for the whole batch, all or nothing: a retry by the sender must not find half of
-      // it marked as seen.
-      store.batch(() => {
-        for (const s of signals) {
-          const key = dedupKey(s);
-          if (key !== undefined && !store.claim(key, now)) {
-            duplicates.push([s, key]);
-            continue;
-          }
-          store.accept(s);
-          accepted.push(s);
-        }
-      });
-    } catch (err) {
-      metrics.stateErrors.inc({ op: 'write' });
-      throw err;
-    }
+    const { accepted, duplicates } = this.durably(() => this.acceptAll(signals));
     for (const [s, key] of duplicates) this.audit(s, { verdict: 'skip', reason: 'duplicate', detail: key });
     for (const s of accepted) this.dispatch(s);
     return { accepted, duplicates: duplicates.length };
+  }
+
+  /** Claims and records signals (call inside durably(): one write, all or nothing). */
+  private acceptAll(signals: ReadonlyArray<Signal>): {
+    accepted: Signal[];
+    duplicates: Array<[Signal, string]>;
+  } {
+    const { store } = this.d;
+    const now = this.d.clock.now();
+    const accepted: Signal[] = [];
+    const duplicates: Array<[Signal, string]> = [];
+    for (const s of signals) {
+      const key = dedupKey(s);
+      if (key !== undefined && !store.claim(key, now)) {
+        duplicates.push([s, key]);
+        continue;
+      }
+      store.accept(s);
+      accepted.push(s);
+    }
+    return { accepted, duplicates };
+  }
+
+  /** Runs fn's state changes as one durable write; a failed write is counted and rethrown. */
+  private durably<R>(fn: () => R): R {
+    try {
+      return this.d.store.batch(fn);
+    } catch (err) {
+      this.d.metrics.stateErrors.inc({ op: 'write' });
+      throw err;
+    }
   }
 
   /**
@@ -131,8 +142,16 @@ export class Engine {
   request(signal: Omit<Signal, 'remediationId'>): string {
     const id = randomUUID();
     const s: Signal = { ...signal, remediationId: id };
-    this.upsertRemediation(s, id, { state: 'queued', container: undefined, action: signal.action ?? 'none' });
-    this.ingest([s]);
+    // Queued record and accepted signal land in one write: never a request stuck in "queued".
+    this.durably(() => {
+      this.upsertRemediation(s, id, {
+        state: 'queued',
+        container: undefined,
+        action: signal.action ?? 'none',
+      });
+      this.acceptAll([s]);
+    });
+    this.dispatch(s);
     return id;
   }
 
@@ -286,11 +305,34 @@ export class Engine {
 
   private async process(signal: Signal): Promise<void> {
     if (signal.status === 'resolved') return this.resolve(signal);
+    const outcome = await this.handle(signal);
+    // Alerts of the configured severities reach a human whatever was done about them.
+    if (
+      outcome !== undefined &&
+      signal.source === 'alertmanager' &&
+      signal.severity &&
+      this.d.config.telegram.severities.includes(signal.severity)
+    ) {
+      this.notifyOnly(signal, 'alert', outcome.container, outcome.summary, outcome.reclaimedBytes);
+    }
+  }
+
+  /** Admits, resolves and acts on a firing signal; returns an account of what was done. */
+  private async handle(
+    signal: Signal,
+  ): Promise<
+    { summary: string; container?: ContainerView | undefined; reclaimedBytes?: number } | undefined
+  > {
     const admitted = admit(signal, this.ctx);
     if (!admitted.ok) {
       this.finishManual(signal, 'skipped', admitted.decision);
       this.audit(signal, admitted.decision);
-      return;
+      // Another host's alert is that host's instance to report.
+      if (admitted.decision.reason === 'other_host') return undefined;
+      const d = admitted.decision;
+      return {
+        summary: `no automatic action (${d.reason}${d.verdict === 'skip' && d.detail ? `: ${d.detail}` : ''})`,
+      };
     }
     const action = admitted.action;
     if (action === 'cleanup') return this.cleanup(signal);
@@ -304,16 +346,10 @@ export class Engine {
       };
       this.finishManual(signal, 'skipped', decision);
       this.audit(signal, decision);
-      return;
+      return { summary: `no container matches ${describeTarget(signal.target)}` };
     }
     const outcomes = await Promise.all(targets.map((c) => this.handleContainer(signal, action, c)));
-    if (
-      signal.source === 'alertmanager' &&
-      signal.severity &&
-      this.d.config.telegram.severities.includes(signal.severity)
-    ) {
-      this.notifyOnly(signal, 'alert', targets.length === 1 ? targets[0] : undefined, outcomes.join('; '));
-    }
+    return { summary: outcomes.join('; '), container: targets.length === 1 ? targets[0] : undefined };
   }
 
   private async resolveTargets(signal: Signal): Promise<ContainerView[]> {
@@ -536,7 +572,19 @@ export class Engine {
       );
       return;
     }
-    next = { ...next, pendingRetry: { action, at: nextAllowedAt } };
+    const origin =
+      signal.condition === 'retry' ? (r.pendingRetry?.origin ?? originOf(signal)) : originOf(signal);
+    next = { ...next, pendingRetry: { action, at: nextAllowedAt, origin } };
+    if (signal.source === 'manual' || signal.source === 'schedule') {
+      // Someone asked for this action and is waiting for its result; automatic retries escalate
+      // once, when they give up.
+      this.escalate('verification_failed', {
+        container: view,
+        signal,
+        detail: o.detail,
+        lastHealthOutput: o.lastHealthOutput,
+      });
+    }
     this.putRecord(next);
     this.scheduleRetry(view.name, action, nextAllowedAt);
   }
@@ -563,18 +611,20 @@ export class Engine {
     this.refreshGauges();
   }
 
-  private async cleanup(signal: Signal): Promise<void> {
+  private async cleanup(signal: Signal): Promise<{ summary: string; reclaimedBytes?: number }> {
     const now = this.d.clock.now();
     const decision = decideHost(signal, this.d.store.circuit(), this.busy.has(HOST_KEY), now, this.ctx);
     this.audit(signal, decision, 'host');
     if (decision.verdict === 'skip') {
       this.finishManual(signal, 'skipped', decision);
-      return;
+      return {
+        summary: `cleanup not run (${decision.reason}${decision.detail ? `: ${decision.detail}` : ''})`,
+      };
     }
     if (decision.dryRun) {
       this.d.metrics.remediations.inc({ action: 'cleanup', result: 'dry_run' });
       this.finishManual(signal, 'dry_run', decision);
-      return;
+      return { summary: 'dry run: cleanup would run' };
     }
     const remediationId = signal.remediationId ?? randomUUID();
     this.busy.add(HOST_KEY);
@@ -619,13 +669,12 @@ export class Engine {
         reclaimedBytes: report.reclaimedBytes,
         durationMs,
       });
-      if (signal.severity && this.d.config.telegram.severities.includes(signal.severity)) {
-        this.escalate('alert', { signal, detail, reclaimedBytes: report.reclaimedBytes });
-      }
+      return { summary: `cleanup ${result}: ${detail}`, reclaimedBytes: report.reclaimedBytes };
     } catch (err) {
       this.d.metrics.remediations.inc({ action: 'cleanup', result: 'failed' });
       this.d.log.error({ err, event: 'remediation', action: 'cleanup', result: 'failed' }, 'cleanup failed');
       this.updateRemediation(remediationId, { state: 'failed', detail: (err as Error).message });
+      return { summary: `cleanup failed: ${(err as Error).message}` };
     } finally {
       this.busy.delete(HOST_KEY);
     }
@@ -685,21 +734,28 @@ export class Engine {
       this.retryTimers.delete(name);
       const r = this.d.store.record(name);
       if (!r?.pendingRetry || r.givenUp) return;
+      const o = r.pendingRetry.origin;
+      // The retry carries the alert that started the incident (for its escalation), but no
+      // fingerprint: it must not be taken for a redelivery of that alert.
       const signal: Signal = {
         id: randomUUID(),
-        source: 'reconcile',
+        source: o?.source ?? 'reconcile',
         status: 'firing',
         receivedAt: this.d.clock.now(),
-        condition: 'unhealthy',
+        condition: 'retry',
         target: { kind: 'container', name },
         action,
         params: {},
-        labels: {},
-        annotations: {},
+        labels: o?.labels ?? {},
+        annotations: o?.annotations ?? {},
+        alertname: o?.alertname,
+        severity: o?.severity,
+        generatorURL: o?.generatorURL,
+        externalURL: o?.externalURL,
         reason: 'retry after a failed remediation',
       };
       try {
-        this.ingest([{ ...signal, force: false }]);
+        this.ingest([signal]);
       } catch (err) {
         this.d.log.error({ err, container: name }, 'cannot schedule a retry');
       }
@@ -880,8 +936,14 @@ export class Engine {
   }
 
   /** Escalates a signal that asks for a human rather than an action (critical alerts, crash loops). */
-  notifyOnly(signal: Signal, kind: EscalationKind, container?: ContainerView, detail?: string): void {
-    this.escalate(kind, { signal, container, detail });
+  notifyOnly(
+    signal: Signal,
+    kind: EscalationKind,
+    container?: ContainerView,
+    detail?: string,
+    reclaimedBytes?: number,
+  ): void {
+    this.escalate(kind, { signal, container, detail, reclaimedBytes });
   }
 
   refreshGauges(): void {

@@ -62,7 +62,7 @@ t.test('SIGKILL mid-incident: no extra restart inside the cooldown, the incident
       .filter(
         (l) => l.event === 'decision' && l.container === c.name && Date.parse(String(l.time)) >= killedAt,
       );
-    return d.length >= 1 ? d : undefined;
+    return d.some((l) => l.reason !== 'duplicate') ? d : undefined;
   });
   t.ok(
     decisions.some((l) => l.reason === 'cooldown_active'),

@@ -131,6 +131,14 @@ export function decide(i: DecideInput): Decision {
   if (automatic && r?.stoppedByOperator && c.state !== 'running') {
     return skip('stopped_by_operator', 'stopped on purpose; start it to resume healing');
   }
+  // A retry after a failed remediation is moot once the container has recovered by itself.
+  if (
+    signal.condition === 'retry' &&
+    c.state === 'running' &&
+    (c.health === 'healthy' || c.health === 'none')
+  ) {
+    return skip('already_healthy', 'recovered before the retry');
+  }
   if (WATCHER.has(signal.source)) {
     const startPeriod = labelMs(c, CONTAINER_LABELS.startPeriod) ?? ctx.startPeriodMs;
     if (c.state === 'running' && c.startedAt !== undefined && now - c.startedAt < startPeriod) {

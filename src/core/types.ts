@@ -11,7 +11,7 @@ export const CONTAINER_ACTIONS: ReadonlySet<ActionName> = new Set(['restart', 's
 export type SignalSource = 'alertmanager' | 'docker_event' | 'reconcile' | 'manual' | 'schedule';
 
 /** What a failure signal says is wrong, when an input knows (the watcher does; alerts say it in labels). */
-export type Condition = 'unhealthy' | 'exited' | 'oom' | 'crash_loop' | 'alert' | 'requested';
+export type Condition = 'unhealthy' | 'exited' | 'oom' | 'crash_loop' | 'alert' | 'requested' | 'retry';
 
 export type TargetSelector =
   | { readonly kind: 'container'; readonly name: string }
@@ -46,6 +46,30 @@ export interface Signal {
   /** Set by the manual API so its caller can follow the remediation it asked for. */
   readonly remediationId?: string | undefined;
 }
+
+/** What a retry keeps of the signal that started an incident, so its escalation still names the alert. */
+export type SignalOrigin = Pick<
+  Signal,
+  | 'source'
+  | 'alertname'
+  | 'fingerprint'
+  | 'severity'
+  | 'labels'
+  | 'annotations'
+  | 'generatorURL'
+  | 'externalURL'
+>;
+
+export const originOf = (s: Signal): SignalOrigin => ({
+  source: s.source,
+  alertname: s.alertname,
+  fingerprint: s.fingerprint,
+  severity: s.severity,
+  labels: s.labels,
+  annotations: s.annotations,
+  generatorURL: s.generatorURL,
+  externalURL: s.externalURL,
+});
 
 export type HealthStatus = 'healthy' | 'unhealthy' | 'starting' | 'none';
 
@@ -84,7 +108,9 @@ export interface ContainerRecord {
     | undefined;
   readonly incidentId?: string | undefined;
   /** A retry scheduled after a failed remediation; cancelled when its alert resolves. */
-  readonly pendingRetry?: { readonly action: ActionName; readonly at: number } | undefined;
+  readonly pendingRetry?:
+    | { readonly action: ActionName; readonly at: number; readonly origin?: SignalOrigin | undefined }
+    | undefined;
 }
 
 export const emptyRecord = (name: string): ContainerRecord => ({
