@@ -136,7 +136,9 @@ export class Watcher {
     this.streamAbort?.abort();
     for (const k of this.known.values()) clearTimeout(k.startPeriodTimer);
     await this.loop;
-    await Promise.allSettled([...this.known.values()].map((k) => k.chain));
+    // Events being applied may wait on an inspect of an engine that is gone: do not hold shutdown for it.
+    const applying = Promise.allSettled([...this.known.values()].map((k) => k.chain));
+    await Promise.race([applying, sleep(2000)]);
   }
 
   // The event stream ----------------------------------------------------------------------------------
