@@ -9,7 +9,14 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { breakContainer, createTestContainer, docker, waitFor, waitForHealth } from './fixtures/docker.js';
+import {
+  breakContainer,
+  createTestContainer,
+  docker,
+  uniqueName,
+  waitFor,
+  waitForHealth,
+} from './fixtures/docker.js';
 import { testAlertmanagerConfig, testPrometheusConfig, WEBHOOK_PATH } from './fixtures/prom-configs.js';
 import {
   amAlerts,
@@ -80,6 +87,7 @@ async function recordingProxy(t: { teardown(fn: () => unknown): void }, upstream
 t.test('Prometheus → Alertmanager → AutoHeal-Nexus → Docker, and back to resolved', async (t) => {
   const dir = tempDir(t, 'chain');
   const token = 'chain-test-webhook-token-0123456789abcdef';
+  const project = uniqueName('chain');
   const tokenFile = join(dir, 'webhook_token');
   writeFileSync(tokenFile, `${token}\n`);
 
@@ -88,7 +96,10 @@ t.test('Prometheus → Alertmanager → AutoHeal-Nexus → Docker, and back to r
     env: {
       WEBHOOK_TOKEN_FILE: tokenFile,
       ADMIN_TOKEN: 'chain-test-admin-token-0123456789',
-      WATCH_SCOPE: 'label',
+      // A project of its own: services of other tests running on the same engine (scope `label`) leave
+      // this container alone, and this one touches nothing of theirs.
+      WATCH_SCOPE: 'project',
+      COMPOSE_PROJECT: project,
       // The watcher only publishes autoheal_container_*: the alert is the only way to heal.
       WATCHER_HEAL: 'false',
       WATCHDOG_INTERVAL: '1',
@@ -122,7 +133,9 @@ t.test('Prometheus → Alertmanager → AutoHeal-Nexus → Docker, and back to r
     }),
   });
 
-  const c = await createTestContainer(t, { labels: { 'autoheal.enable': 'true' } });
+  const c = await createTestContainer(t, {
+    labels: { 'com.docker.compose.project': project, 'com.docker.compose.service': 'web' },
+  });
   await waitForHealth(c.name, 'healthy');
   const sel = `{container="${c.name}"}`;
   try {
@@ -192,6 +205,11 @@ t.test('Prometheus → Alertmanager → AutoHeal-Nexus → Docker, and back to r
   const tFiring = Date.now();
   t.equal(firing.labels.remediation, 'restart', 'the rule asks for a restart');
   t.equal(firing.labels.severity, 'warning');
+  t.same(
+    [firing.labels.service, firing.labels.project],
+    ['web', project],
+    'the alert names the Compose service and project too',
+  );
   t.ok(Date.parse(firing.activeAt) >= t0 - 1000, `active since the failure (${firing.activeAt})`);
 
   const inAm = await waitFor(

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { createTestContainer, waitFor } from './fixtures/docker.js';
+import { createTestContainer, uniqueName, waitFor } from './fixtures/docker.js';
 import { loadYaml, testPrometheusConfig } from './fixtures/prom-configs.js';
 import {
   freePort,
@@ -123,14 +123,18 @@ t.test('every panel expression returns data from a real Prometheus scraping the 
   const dir = tempDir(t, 'grafana');
   const tokenFile = join(dir, 'webhook_token');
   const token = 'grafana-test-webhook-token-0123456789';
+  const project = uniqueName('grafana');
   writeFileSync(tokenFile, `${token}\n`);
   const svc = await startService(t, {
     dir,
     env: {
       WEBHOOK_TOKEN_FILE: tokenFile,
       ADMIN_TOKEN: 'grafana-test-admin-token-0123456789',
-      // Heal only through the webhook below, so that the remediation panels see exactly one restart.
+      // A project of its own, so that services of other tests on the same engine leave its container
+      // alone. Heal only through the webhook below, so that the remediation panels see exactly one restart.
       WATCHER_HEAL: 'false',
+      WATCH_SCOPE: 'project',
+      COMPOSE_PROJECT: project,
       WATCHDOG_INTERVAL: '1',
       RESTART_COOLDOWN: '1',
       VERIFY_GRACE: '1',
@@ -147,7 +151,7 @@ t.test('every panel expression returns data from a real Prometheus scraping the 
       interval: '1s',
     }),
   });
-  const target = await createTestContainer(t, { labels: { 'autoheal.enable': 'true' } });
+  const target = await createTestContainer(t, { labels: { 'com.docker.compose.project': project } });
 
   const post = (labels: Record<string, string>) =>
     fetch(`${svc.url}/webhooks/alertmanager`, {

@@ -230,6 +230,8 @@ t.test('the image', async (t) => {
     const url = `http://127.0.0.1:${port}`;
     const token = readFileSync(join(secretsDir, 'webhook_token'), 'utf8').trim();
     const name = uniqueName('image');
+    // A project of its own: services of other tests on the same engine leave its containers alone.
+    const project = uniqueName('image');
     const c = await docker.createContainer({
       name,
       Image: IMAGE,
@@ -242,6 +244,8 @@ t.test('the image', async (t) => {
         'RESTART_COOLDOWN=1',
         'VERIFY_GRACE=1',
         'WATCHER_HEAL=false',
+        'WATCH_SCOPE=project',
+        `COMPOSE_PROJECT=${project}`,
       ],
       // The image's check, only run every second instead of every 30 s.
       Healthcheck: { Interval: 1_000_000_000, StartPeriod: 0 },
@@ -274,7 +278,7 @@ t.test('the image', async (t) => {
     t.equal((await c.inspect()).Config.User, '1000:1000');
 
     // A broken, watched container, and an alert for it: the service lists, inspects and restarts it.
-    const target = await createTestContainer(t, { labels: { 'autoheal.enable': 'true' } });
+    const target = await createTestContainer(t, { labels: { 'com.docker.compose.project': project } });
     await waitForHealth(target.name, 'healthy');
     await breakContainer(target.name);
     await waitForHealth(target.name, 'unhealthy');
