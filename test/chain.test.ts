@@ -25,6 +25,7 @@ import {
   promQuery,
   promQueryRange,
   promTargets,
+  sampleOf,
   startAlertmanager,
   startPrometheus,
   startService,
@@ -309,6 +310,21 @@ t.test('Prometheus → Alertmanager → AutoHeal-Nexus → Docker, and back to r
     0,
     'every delivery accepted (none refused for its token)',
   );
+
+  // Alertmanager's own account of its deliveries, and the service's.
+  const amMetrics = await (await fetch(`${am.url}/metrics`)).text();
+  t.ok(
+    (sampleOf(amMetrics, 'alertmanager_notifications_total', { integration: 'webhook' }) ?? 0) >= 2,
+    'Alertmanager counts its webhook notifications (firing and resolved)',
+  );
+  t.equal(
+    sampleOf(amMetrics, 'alertmanager_notifications_failed_total', { integration: 'webhook' }),
+    0,
+    'and no failed one',
+  );
+  const accepted = (await svc.metric('autoheal_webhook_requests_total', { code: '200' })) ?? 0;
+  t.ok(accepted >= 2, `the service counts them (${accepted} accepted)`);
+  t.equal(await svc.metric('autoheal_webhook_requests_total', { code: '401' }), 0, 'none refused');
 
   const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   t.comment(
