@@ -282,6 +282,19 @@ t.test('list before every (re)connect, since the last event, capped back-off', a
   s.docker.emit('a', 'health_status: healthy');
   await until('the new event', () => s.watcher.stats.events === 2);
   t.equal(s.watcher.stats.events, 2, 'replay of the last event skipped');
+  // The engine may publish a burst slightly out of timestamp order: every event still counts.
+  s.docker.queue.push({
+    action: 'health_status: unhealthy',
+    id: 'a',
+    name: 'a',
+    labels: WATCHED,
+    attributes: {},
+    time: lastEventTime - 1,
+    timeNano: s.docker.nano - 5_000_000n,
+  });
+  s.docker.emit('a', 'health_status: healthy');
+  await until('both events', () => s.watcher.stats.events === 4);
+  t.equal(s.ingested.length, 1, 'an event stamped earlier than the previous one is still applied');
 });
 
 t.test('unhealthy event → signal at once; unwatched containers ignored', async (t) => {

@@ -78,6 +78,8 @@ interface Tracked {
 
 /** Events older than this when they arrive are replays (since=...), not live news. */
 const REPLAY_AGE_MS = 2000;
+/** Enough recent event keys to recognise everything a `since` replay can repeat. */
+const RECENT_EVENT_KEYS = 1024;
 /** A replayed kill/stop this soon after one of our actions began is taken as that action's. */
 const OWN_ACTION_WINDOW_MS = 120_000;
 
@@ -93,8 +95,8 @@ export class Watcher {
   private isConnected = false;
   private reported = false;
   private lastEventMs: number | undefined;
-  private lastEventNano = 0n;
-  private lastEventKey = '';
+  /** Keys of the latest events, oldest first (a Set keeps insertion order). */
+  private readonly recentKeys = new Set<string>();
   /** Counters for tests, benchmarks and the log. */
   readonly stats = { connects: 0, events: 0, reconciles: 0, lastReconcileMs: 0 };
 
@@ -224,12 +226,17 @@ export class Watcher {
   }
 
   private onEvent(ev: DockerEvent): void {
-    // A reconnect with `since` replays the last event seen; apply each event once.
+    // A reconnect with `since` replays what was seen in the last millisecond(s); apply each event once.
+    // Not by comparing times: the engine stamps events before publishing them from several goroutines,
+    // so in a burst an event can arrive with a slightly earlier timeNano than the one before it.
     const key = `${ev.timeNano}:${ev.id}:${ev.action}`;
-    if (ev.timeNano < this.lastEventNano || key === this.lastEventKey) return;
-    this.lastEventNano = ev.timeNano;
-    this.lastEventKey = key;
-    this.lastEventMs = ev.time;
+    if (this.recentKeys.has(key)) return;
+    this.recentKeys.add(key);
+    if (this.recentKeys.size > RECENT_EVENT_KEYS) {
+      const oldest = this.recentKeys.values().next().value;
+      if (oldest !== undefined) this.recentKeys.delete(oldest);
+    }
+    if (this.lastEventMs === undefined || ev.time > this.lastEventMs) this.lastEventMs = ev.time;
     this.stats.events++;
     this.d.metrics.dockerEvents.inc({ action: eventKind(ev.action) });
 
