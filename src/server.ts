@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   try {
     config = loadConfig({
       ...process.env,
-      SELF_CONTAINER_ID: process.env.SELF_CONTAINER_ID ?? detectSelfContainerId(),
+      SELF_CONTAINER_ID: process.env.SELF_CONTAINER_ID || detectSelfContainerId(),
     });
     schedules = parseSchedules(config.schedules);
   } catch (err) {
