@@ -65,6 +65,8 @@ export function dedupKey(s: Signal): string | undefined {
   return undefined;
 }
 
+const isDetails = (c: ContainerView): c is ContainerDetails => 'hasHealthCheck' in c;
+
 export class Engine {
   private readonly busy = new Set<string>();
   private readonly limit: ReturnType<typeof pLimit>;
@@ -469,7 +471,8 @@ export class Engine {
     let detail = '';
     let lastHealthOutput: string | undefined;
     try {
-      const details = await docker.inspect(view.id);
+      // A container target was just inspected to resolve it; a service target was only listed.
+      const details = isDetails(view) ? view : await docker.inspect(view.id);
       if (!details) {
         detail = 'container no longer exists';
       } else {

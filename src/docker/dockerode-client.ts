@@ -226,9 +226,13 @@ export class DockerodeClient implements DockerClient {
     )) as NodeJS.ReadableStream & {
       destroy(): void;
     };
-    const onAbort = () => stream.destroy();
-    opts.signal.addEventListener('abort', onAbort, { once: true });
     const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+    // Closing the reader ends the loop below; destroying the stream alone would leave it waiting.
+    const onAbort = () => {
+      lines.close();
+      stream.destroy();
+    };
+    opts.signal.addEventListener('abort', onAbort, { once: true });
     try {
       for await (const line of lines) {
         if (!line.trim()) continue;
