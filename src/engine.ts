@@ -911,8 +911,11 @@ export class Engine {
       .filter((e) => e.type === 'verification')
       .map((e) => ({ at: e.at, action: e.action ?? '', result: e.result ?? '', detail: e.detail }));
     const labels = o.container?.labels ?? {};
+    // Derived from the signal, so that a signal replayed after a crash raises the same escalation
+    // and the outbox can drop the repeat.
+    const id = o.signal ? `${o.signal.id}:${kind}:${o.container?.name ?? ''}` : randomUUID();
     const e: Escalation = {
-      id: randomUUID(),
+      id,
       kind,
       at: this.d.clock.now(),
       host: this.host,

@@ -87,6 +87,9 @@ export interface OutboxOptions extends OutboxTuning {
 
 const ESCALATIONS = 'escalations';
 const MESSAGES = 'messages';
+/** Ids of escalations already taken, so a replayed signal (after a crash) does not notify twice. */
+const SEEN = 'seen';
+const SEEN_TTL_MS = 24 * 3600 * 1000;
 
 export class Outbox {
   private readonly journal: Journal;
@@ -162,6 +165,13 @@ export class Outbox {
       return;
     }
     const now = this.o.clock.now();
+    const seen = this.journal.collection<number>(SEEN);
+    if (seen.has(e.id)) {
+      this.o.log.info({ event: 'escalation_duplicate', escalationId: e.id }, 'escalation already queued once; skipped');
+      return;
+    }
+    for (const [id, at] of seen) if (now - at > SEEN_TTL_MS) this.remove(SEEN, id);
+    this.persist(SEEN, e.id, now);
     this.persist(ESCALATIONS, e.id, { escalation: e, receivedAt: now, seq: ++this.seq });
     this.batchStartedAt ??= now;
     this.batchLastAt = now;
