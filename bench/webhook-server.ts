@@ -47,11 +47,15 @@ async function main() {
       WEBHOOK_TOKEN: BENCH_TOKEN,
       DATA_DIR: join(dir, 'data'),
       LOG_FILE: join(dir, 'audit.log'),
-      LOG_LEVEL: 'info',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     });
     // The audit trail is written as in production (sync to a file); stdout is not part of the cost.
     const log = pino(
-      { level: 'info', base: { service: 'autoheal-nexus' }, timestamp: pino.stdTimeFunctions.isoTime },
+      {
+        level: process.env.BENCH_LOG_LEVEL ?? 'info',
+        base: { service: 'autoheal-nexus' },
+        timestamp: pino.stdTimeFunctions.isoTime,
+      },
       pino.destination({ dest: config.logFile, sync: true }),
     );
     const metrics = createMetrics(new Registry());

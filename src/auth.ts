@@ -3,9 +3,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+// The configured token's digest, computed once: it is compared on every request.
+let expectedCache: { token: string; digest: Buffer } | undefined;
+
 /** Compares in constant time whatever the lengths (both sides are hashed first). */
-export function safeEqual(a: string, b: string): boolean {
-  return timingSafeEqual(digest(a), digest(b));
+export function safeEqual(got: string, expected: string): boolean {
+  if (expectedCache?.token !== expected) expectedCache = { token: expected, digest: digest(expected) };
+  return timingSafeEqual(digest(got), expectedCache.digest);
 }
 
 /** The credential of an Authorization header: a Bearer token, or the password of basic auth. */

@@ -5,7 +5,7 @@ import { amPayload, bearer } from './fixtures/app.js';
 import { createTestContainer, restartCountOf, waitFor, waitForHealth } from './fixtures/docker.js';
 import { startService } from './fixtures/service.js';
 
-const COOLDOWN_S = 6;
+const COOLDOWN_S = 15;
 
 t.test('SIGKILL mid-incident: no extra restart inside the cooldown, the incident continues', async (t) => {
   const env = {
@@ -37,11 +37,10 @@ t.test('SIGKILL mid-incident: no extra restart inside the cooldown, the incident
   // Mid-incident: the restart was issued and its verification is running.
   await first.kill('SIGKILL');
   const killedAt = Date.now();
-  // The engine finishes the restart the service asked for; count from there.
-  const restartsAfterKill = await waitFor('the interrupted restart to finish in the engine', async () => {
-    const r = await restartCountOf(c.name);
-    return Date.parse(r.startedAt) > Date.parse(String(action.time)) ? r : undefined;
-  });
+  // The restart request may or may not have reached the engine before the kill; if it did, the engine
+  // finishes it (stop timeout 2 s). Count from where things settle.
+  await new Promise((r) => setTimeout(r, 3500));
+  const restartsAfterKill = await restartCountOf(c.name);
 
   const second = await startService(t, env, first.dir);
   // Alertmanager retries the same payload and later re-sends with a new startsAt.

@@ -1,6 +1,12 @@
 // A small durable key-value log: every change is appended as one JSON line with a synchronous write, so
 // it survives kill -9 of the service (the line is in the kernel before the action it records runs).
-// The journal is compacted into a snapshot written to a temporary file, fsynced and renamed into place.
+//
+// Compaction writes the live state as a snapshot (JSON lines too) to a temporary file, fsyncs it and
+// renames it into place. While the service runs it happens in the background, a chunk per event-loop
+// turn, so a large state never stalls requests: new changes go to a fresh journal at once and the old
+// one (`.prev`) is removed only after the snapshot that covers it is in place. Start-up replays
+// snapshot, `.prev` (if a compaction was cut short) and journal, in that order; every entry is a whole
+// value, so replaying an entry the snapshot already holds changes nothing.
 // A corrupt snapshot or journal is moved aside with a clear log line and the service starts anyway.
 import {
   closeSync,
@@ -10,6 +16,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  unlinkSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -26,12 +33,24 @@ export class StateWriteError extends Error {
 
 type Entry = { c: string; k: string; v?: unknown };
 
+/** The journal may grow to this many times the live entries before it is compacted. */
+const COMPACT_RATIO = 4;
+/** Entries a background compaction writes per event-loop turn. */
+const COMPACT_CHUNK = 2000;
+
 export interface JournalOptions {
   dir: string;
   name: string;
   log: JournalLogger;
   /** Compact once the journal holds this many lines. */
   compactEvery?: number;
+}
+
+interface Compaction {
+  readonly fd: number;
+  readonly keys: Array<[string, string[]]>;
+  collection: number;
+  index: number;
 }
 
 /**
@@ -44,22 +63,28 @@ export class Journal {
   private lines = 0;
   private readonly snapshotPath: string;
   private readonly journalPath: string;
+  private readonly prevPath: string;
+  private readonly tmpPath: string;
   private readonly compactEvery: number;
   private pending: Array<{ entry: Entry; prev: unknown; had: boolean }> | undefined;
+  private compaction: Compaction | undefined;
   /** Test hook: makes the next writes fail as a full or read-only disk would. */
   failWrites = false;
 
   constructor(private readonly opts: JournalOptions) {
-    this.snapshotPath = join(opts.dir, `${opts.name}.snapshot.json`);
+    this.snapshotPath = join(opts.dir, `${opts.name}.snapshot.jsonl`);
     this.journalPath = join(opts.dir, `${opts.name}.journal`);
+    this.prevPath = `${this.journalPath}.prev`;
+    this.tmpPath = `${this.snapshotPath}.tmp`;
     this.compactEvery = opts.compactEvery ?? 5000;
   }
 
-  /** Reads the snapshot and replays the journal; then compacts so the next start reads one file. */
+  /** Reads the snapshot and replays the journals; then compacts so the next start reads one file. */
   open(): this {
     mkdirSync(this.opts.dir, { recursive: true });
     this.loadSnapshot();
-    this.replayJournal();
+    this.replay(this.prevPath);
+    this.replay(this.journalPath);
     this.compact();
     return this;
   }
@@ -104,8 +129,7 @@ export class Journal {
       }
       throw err;
     }
-    this.lines += pending.length;
-    if (this.lines >= this.compactEvery && this.lines >= 2 * this.liveEntries()) this.compact();
+    this.wrote(pending.length);
     return result;
   }
 
@@ -115,7 +139,9 @@ export class Journal {
     this.collection(collection).delete(key);
   }
 
+  /** Closes the files. A background compaction is abandoned; the next open() replays around it. */
   close(): void {
+    this.abandonCompaction();
     if (this.fd !== undefined) {
       try {
         fsyncSync(this.fd);
@@ -127,26 +153,29 @@ export class Journal {
     }
   }
 
-  /** Writes every collection to a fresh snapshot and starts an empty journal. */
+  /** Compacts now, synchronously (start-up, tests): one snapshot, an empty journal, no `.prev`. */
   compact(): void {
-    const obj: Record<string, Record<string, unknown>> = {};
-    for (const [name, m] of this.data) obj[name] = Object.fromEntries(m);
-    const tmp = `${this.snapshotPath}.tmp`;
     try {
       if (this.failWrites) throw new Error('writes disabled');
-      const fd = openSync(tmp, 'w', 0o600);
+      if (this.compaction) {
+        // Finish the one under way: the journal since its start stays, and is valid on top of it.
+        while (this.compaction) this.compactStep(Number.POSITIVE_INFINITY);
+        return;
+      }
+      const fd = openSync(this.tmpPath, 'w', 0o600);
       try {
-        writeSync(fd, JSON.stringify(obj));
+        const lines: string[] = [];
+        for (const [c, m] of this.data) for (const [k, v] of m) lines.push(JSON.stringify({ c, k, v }));
+        writeSync(fd, lines.length ? `${lines.join('\n')}\n` : '');
         fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
-      renameSync(tmp, this.snapshotPath);
-      // Replaying an old journal over the new snapshot is harmless (every entry is a whole value),
-      // so a crash between the rename and this truncation loses nothing.
-      this.close();
+      renameSync(this.tmpPath, this.snapshotPath);
+      if (this.fd !== undefined) closeSync(this.fd);
       this.fd = openSync(this.journalPath, 'w', 0o600);
       this.lines = 0;
+      if (existsSync(this.prevPath)) unlinkSync(this.prevPath);
     } catch (err) {
       throw new StateWriteError(
         `cannot write ${this.opts.name} state in ${this.opts.dir}: ${(err as Error).message}`,
@@ -161,16 +190,104 @@ export class Journal {
       return;
     }
     this.writeLines(`${JSON.stringify(entry)}\n`);
-    this.lines++;
-    // Compaction costs the size of the live state, so it runs only once the journal has outgrown it:
+    this.wrote(1);
+  }
+
+  private wrote(n: number): void {
+    this.lines += n;
+    // Compaction costs the size of the live state, so it starts only once the journal has outgrown it:
     // amortised O(1) per write however large the state gets.
-    if (this.lines >= this.compactEvery && this.lines >= 2 * this.liveEntries()) this.compact();
+    if (
+      !this.compaction &&
+      this.lines >= this.compactEvery &&
+      this.lines >= COMPACT_RATIO * this.liveEntries()
+    ) {
+      this.startCompaction();
+    }
   }
 
   private liveEntries(): number {
     let n = 0;
     for (const m of this.data.values()) n += m.size;
     return n;
+  }
+
+  private startCompaction(): void {
+    try {
+      if (this.failWrites) throw new Error('writes disabled');
+      if (existsSync(this.prevPath)) {
+        // An earlier compaction did not finish: its `.prev` still holds changes, so do it in one go.
+        this.compact();
+        return;
+      }
+      if (this.fd !== undefined) closeSync(this.fd);
+      this.fd = undefined;
+      renameSync(this.journalPath, this.prevPath);
+      this.fd = openSync(this.journalPath, 'w', 0o600);
+      this.lines = 0;
+      this.compaction = {
+        fd: openSync(this.tmpPath, 'w', 0o600),
+        keys: [...this.data].map(([c, m]): [string, string[]] => [c, [...m.keys()]]),
+        collection: 0,
+        index: 0,
+      };
+    } catch (err) {
+      this.opts.log.error({ err, name: this.opts.name }, 'cannot start compacting the state journal');
+      if (this.fd === undefined) this.fd = openSync(this.journalPath, 'a', 0o600);
+      return;
+    }
+    setImmediate(() => this.backgroundStep());
+  }
+
+  private backgroundStep(): void {
+    if (!this.compaction) return;
+    try {
+      this.compactStep(COMPACT_CHUNK);
+    } catch (err) {
+      this.opts.log.error({ err, name: this.opts.name }, 'compacting the state journal failed; will retry');
+      this.abandonCompaction();
+      return;
+    }
+    if (this.compaction) setImmediate(() => this.backgroundStep());
+  }
+
+  /** Writes up to `budget` entries of the snapshot; installs it when all are written. */
+  private compactStep(budget: number): void {
+    const c = this.compaction;
+    if (!c) return;
+    const out: string[] = [];
+    while (out.length < budget && c.collection < c.keys.length) {
+      const [name, keys] = c.keys[c.collection] as [string, string[]];
+      const m = this.collection(name);
+      for (; c.index < keys.length && out.length < budget; c.index++) {
+        const k = keys[c.index] as string;
+        // Values changed since the start are written as they are now; the new journal has them too.
+        if (m.has(k)) out.push(JSON.stringify({ c: name, k, v: m.get(k) }));
+      }
+      if (c.index >= keys.length) {
+        c.collection++;
+        c.index = 0;
+      }
+    }
+    if (out.length) writeSync(c.fd, `${out.join('\n')}\n`);
+    if (c.collection < c.keys.length) return;
+    fsyncSync(c.fd);
+    closeSync(c.fd);
+    this.compaction = undefined;
+    renameSync(this.tmpPath, this.snapshotPath);
+    unlinkSync(this.prevPath);
+  }
+
+  private abandonCompaction(): void {
+    const c = this.compaction;
+    if (!c) return;
+    this.compaction = undefined;
+    try {
+      closeSync(c.fd);
+      unlinkSync(this.tmpPath);
+    } catch {
+      // The next open() ignores a stray temporary file.
+    }
   }
 
   private writeLines(text: string): void {
@@ -191,48 +308,49 @@ export class Journal {
 
   private loadSnapshot(): void {
     if (!existsSync(this.snapshotPath)) return;
-    try {
-      const obj = JSON.parse(readFileSync(this.snapshotPath, 'utf8')) as Record<
-        string,
-        Record<string, unknown>
-      >;
-      if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new Error('not an object');
-      for (const [name, entries] of Object.entries(obj)) {
-        if (!entries || typeof entries !== 'object') throw new Error(`collection ${name} is not an object`);
-        this.data.set(name, new Map(Object.entries(entries)));
-      }
-    } catch (err) {
-      this.data.clear();
-      this.moveAside(this.snapshotPath, (err as Error).message);
-    }
-  }
-
-  private replayJournal(): void {
-    if (!existsSync(this.journalPath)) return;
-    const text = readFileSync(this.journalPath, 'utf8');
-    const lines = text.split('\n');
+    const lines = readFileSync(this.snapshotPath, 'utf8').split('\n');
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i];
       if (!line) continue;
-      let entry: Entry;
-      try {
-        entry = JSON.parse(line) as Entry;
-        if (typeof entry.c !== 'string' || typeof entry.k !== 'string') throw new Error('bad entry');
-      } catch (err) {
+      const entry = parseEntry(line);
+      if (!entry || entry.v === undefined) {
+        // A snapshot is renamed into place only once complete: a bad line means the file was damaged.
+        this.data.clear();
+        this.moveAside(this.snapshotPath, `line ${i + 1} is not a state entry`);
+        return;
+      }
+      this.collection(entry.c).set(entry.k, entry.v);
+    }
+  }
+
+  private replay(path: string): void {
+    if (!existsSync(path)) return;
+    const lines = readFileSync(path, 'utf8').split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i];
+      if (!line) continue;
+      const entry = parseEntry(line);
+      if (!entry) {
         const isTornTail = lines.slice(i + 1).every((l) => l === '');
         if (isTornTail) {
           // The service died mid-write: the last line is incomplete and its change never took effect.
-          this.opts.log.warn(
-            { path: this.journalPath, line: i + 1 },
-            'ignoring a torn last line in the state journal',
-          );
+          this.opts.log.warn({ path, line: i + 1 }, 'ignoring a torn last line in the state journal');
           continue;
         }
-        this.moveAside(this.journalPath, `line ${i + 1}: ${(err as Error).message}`);
+        this.moveAside(path, `line ${i + 1} is not a state entry`);
         return;
       }
       if (entry.v === undefined) this.collection(entry.c).delete(entry.k);
       else this.collection(entry.c).set(entry.k, entry.v);
     }
+  }
+}
+
+function parseEntry(line: string): Entry | undefined {
+  try {
+    const e = JSON.parse(line) as Entry;
+    return e && typeof e.c === 'string' && typeof e.k === 'string' ? e : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -74,8 +74,13 @@ export class Store {
   private readonly remediations: Map<string, RemediationRecord>;
   private readonly inbox: Map<string, Signal>;
   private readonly misc: Map<string, unknown>;
+  private doneIds: string[] = [];
 
-  constructor(dir: string, log: JournalLogger, opts: { compactEvery?: number } = {}) {
+  constructor(
+    dir: string,
+    private readonly log: JournalLogger,
+    opts: { compactEvery?: number } = {},
+  ) {
     this.journal = new Journal({ dir, name: 'state', log, ...opts }).open();
     this.containers = this.journal.collection('containers');
     this.dedup = this.journal.collection('dedup');
@@ -86,7 +91,11 @@ export class Store {
   }
 
   close(): void {
-    this.journal.close();
+    try {
+      this.flushDone();
+    } finally {
+      this.journal.close();
+    }
   }
 
   /** Gathers the writes of fn into one durable write (see Journal.batch). */
@@ -129,8 +138,28 @@ export class Store {
     this.journal.put('inbox', signal.id, signal);
   }
 
+  /**
+   * Marks a signal processed. Marks made in the same tick share one write; a crash before it only
+   * replays signals whose effects are already recorded (and the policy skips them: in progress,
+   * cooldown), never loses one.
+   */
   done(signalId: string): void {
-    this.journal.del('inbox', signalId);
+    this.doneIds.push(signalId);
+    if (this.doneIds.length === 1) setImmediate(() => this.flushDone());
+  }
+
+  private flushDone(): void {
+    const ids = this.doneIds;
+    if (ids.length === 0) return;
+    this.doneIds = [];
+    try {
+      this.journal.batch(() => {
+        for (const id of ids) this.journal.del('inbox', id);
+      });
+    } catch (err) {
+      // Kept in the inbox: replayed after a restart, where the policy skips what was already done.
+      this.log.error({ err, signals: ids.length }, 'cannot mark signals as processed');
+    }
   }
 
   pending(): Signal[] {
