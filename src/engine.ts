@@ -34,11 +34,16 @@ import {
 } from './core/types.js';
 import type { ContainerDetails, DockerClient } from './docker/client.js';
 import type { Metrics } from './metrics.js';
-import type { AttemptSummary, Escalation, EscalationKind, EscalationSink } from './notifiers/escalation.js';
+import {
+  buildEscalation,
+  type EscalationContext,
+  type EscalationKind,
+  type EscalationSink,
+} from './notifiers/escalation.js';
 import { containerHandlers, hostHandlers } from './remediations/index.js';
 import { verifyRecovery } from './remediations/verify.js';
 import type { CompiledRule } from './core/rules.js';
-import type { Incident, IncidentEvent, RemediationRecord, RemediationState, Store } from './state/store.js';
+import type { Incident, RemediationState, Store } from './state/store.js';
 
 export interface EngineDeps {
   readonly config: Config;
@@ -146,7 +151,7 @@ export class Engine {
     const s: Signal = { ...signal, remediationId: id };
     // Queued record and accepted signal land in one write: never a request stuck in "queued".
     this.durably(() => {
-      this.upsertRemediation(s, id, {
+      this.d.store.upsertRemediation(this.d.clock.now(), s, id, {
         state: 'queued',
         container: undefined,
         action: signal.action ?? 'none',
@@ -170,7 +175,7 @@ export class Engine {
           { event: 'resume', container: r.name, action: r.inFlight.action, nextAllowedAt: next },
           'resuming an action interrupted by a restart of the service',
         );
-        this.updateRemediation(r.inFlight.remediationId, {
+        this.d.store.updateRemediation(this.d.clock.now(), r.inFlight.remediationId, {
           state: 'failed',
           detail: 'interrupted by a restart of the service',
         });
@@ -386,13 +391,13 @@ export class Engine {
     });
     this.audit(signal, decision, c.name);
     if (record?.incidentId || decision.verdict === 'act' || decision.reason === 'max_attempts') {
-      this.incidentEvent(c.name, signal, {
+      this.d.store.addIncidentEvent(c.name, signal, {
         at: now,
         type: 'signal',
         source: signal.source,
         detail: signal.condition,
       });
-      this.incidentEvent(c.name, signal, {
+      this.d.store.addIncidentEvent(c.name, signal, {
         at: now,
         type: 'decision',
         reason: decision.reason,
@@ -432,7 +437,7 @@ export class Engine {
     const remediationId = signal.remediationId ?? randomUUID();
     const before = this.d.store.record(view.name) ?? emptyRecord(view.name);
     const attempts = effectiveAttempts(before, startedAt, config.policy) + 1;
-    const incidentId = this.openIncident(view.name, signal, startedAt);
+    const incidentId = this.d.store.openIncident(view.name, signal, startedAt);
     // Intent first: if the service dies now, the restart counts and the cooldown holds.
     this.putRecord({
       ...before,
@@ -447,7 +452,11 @@ export class Engine {
       inFlight: { action, startedAt, remediationId },
     });
     this.cancelRetry(view.name);
-    this.upsertRemediation(signal, remediationId, { state: 'running', container: view.name, action });
+    this.d.store.upsertRemediation(this.d.clock.now(), signal, remediationId, {
+      state: 'running',
+      container: view.name,
+      action,
+    });
     if (signal.source !== 'manual') this.countForCircuit(startedAt);
     metrics.inFlight.inc();
     log.info(
@@ -545,7 +554,7 @@ export class Engine {
       },
       `${action} ${view.name}: ${o.result}`,
     );
-    this.incidentEvent(view.name, signal, {
+    this.d.store.addIncidentEvent(view.name, signal, {
       at: now,
       type: 'verification',
       action,
@@ -553,7 +562,7 @@ export class Engine {
       detail: o.detail,
       remediationId: o.remediationId,
     });
-    this.updateRemediation(o.remediationId, {
+    this.d.store.updateRemediation(this.d.clock.now(), o.remediationId, {
       state: o.result as RemediationState,
       verification: o.result,
       detail: o.detail,
@@ -607,7 +616,12 @@ export class Engine {
       { event: 'given_up', container: view.name, attempts: r.attempts, detail },
       `given up on ${view.name}`,
     );
-    this.incidentEvent(view.name, signal, { at: now, type: 'escalation', reason: 'given_up', detail });
+    this.d.store.addIncidentEvent(view.name, signal, {
+      at: now,
+      type: 'escalation',
+      reason: 'given_up',
+      detail,
+    });
     const incident = r.incidentId ? this.d.store.incident(r.incidentId) : undefined;
     if (incident) this.d.store.putIncident({ ...incident, status: 'given_up' });
     this.escalate('given_up', { container: view, signal, detail, lastHealthOutput, incident });
@@ -631,7 +645,7 @@ export class Engine {
     }
     const remediationId = signal.remediationId ?? randomUUID();
     this.busy.add(HOST_KEY);
-    this.upsertRemediation(signal, remediationId, {
+    this.d.store.upsertRemediation(this.d.clock.now(), signal, remediationId, {
       state: 'running',
       container: undefined,
       action: 'cleanup',
@@ -666,7 +680,7 @@ export class Engine {
         },
         `cleanup: ${result}, ${report.reclaimedBytes} bytes reclaimed`,
       );
-      this.updateRemediation(remediationId, {
+      this.d.store.updateRemediation(this.d.clock.now(), remediationId, {
         state: result,
         detail,
         reclaimedBytes: report.reclaimedBytes,
@@ -676,7 +690,10 @@ export class Engine {
     } catch (err) {
       this.d.metrics.remediations.inc({ action: 'cleanup', result: 'failed' });
       this.d.log.error({ err, event: 'remediation', action: 'cleanup', result: 'failed' }, 'cleanup failed');
-      this.updateRemediation(remediationId, { state: 'failed', detail: (err as Error).message });
+      this.d.store.updateRemediation(this.d.clock.now(), remediationId, {
+        state: 'failed',
+        detail: (err as Error).message,
+      });
       return { summary: `cleanup failed: ${(err as Error).message}` };
     } finally {
       this.busy.delete(HOST_KEY);
@@ -777,85 +794,13 @@ export class Engine {
     this.d.store.putRecord(r);
   }
 
-  private openIncident(container: string, signal: Signal, now: number): string {
-    const r = this.d.store.record(container);
-    const existing = r?.incidentId ? this.d.store.incident(r.incidentId) : undefined;
-    if (existing && existing.closedAt === undefined) return existing.id;
-    const incident: Incident = {
-      id: randomUUID(),
-      container,
-      openedAt: now,
-      status: 'open',
-      alertname: signal.alertname,
-      events: [
-        {
-          at: now,
-          type: 'signal',
-          source: signal.source,
-          detail: signal.condition,
-          alertname: signal.alertname,
-          fingerprint: signal.fingerprint,
-        },
-      ],
-    };
-    this.d.store.putIncident(incident);
-    this.d.store.putRecord({ ...(r ?? emptyRecord(container)), incidentId: incident.id });
-    this.refreshGauges();
-    return incident.id;
-  }
-
-  private incidentEvent(container: string, signal: Signal, e: IncidentEvent): void {
-    const r = this.d.store.record(container);
-    const incident = r?.incidentId ? this.d.store.incident(r.incidentId) : undefined;
-    if (!incident || incident.closedAt !== undefined) return;
-    this.d.store.putIncident({
-      ...incident,
-      events: [...incident.events, { ...e, alertname: signal.alertname, fingerprint: signal.fingerprint }],
-    });
-  }
-
   private closeIncident(
     id: string | undefined,
     status: Incident['status'],
     now: number,
     detail: string,
   ): void {
-    if (!id) return;
-    const incident = this.d.store.incident(id);
-    if (!incident || incident.closedAt !== undefined) return;
-    this.d.store.putIncident({
-      ...incident,
-      status,
-      closedAt: now,
-      events: [...incident.events, { at: now, type: 'note', result: status, detail }],
-    });
-    this.refreshGauges();
-  }
-
-  private upsertRemediation(
-    signal: Signal,
-    id: string,
-    patch: { state: RemediationState; container: string | undefined; action: string },
-  ): void {
-    const now = this.d.clock.now();
-    const existing = this.d.store.remediation(id);
-    this.d.store.putRemediation({
-      id,
-      target: describeTarget(signal.target),
-      source: signal.source,
-      createdAt: existing?.createdAt ?? now,
-      reason: signal.reason,
-      requestedBy: signal.requestedBy,
-      ...existing,
-      ...patch,
-      updatedAt: now,
-    });
-  }
-
-  private updateRemediation(id: string, patch: Partial<RemediationRecord>): void {
-    const existing = this.d.store.remediation(id);
-    if (!existing) return;
-    this.d.store.putRemediation({ ...existing, ...patch, updatedAt: this.d.clock.now() });
+    if (this.d.store.closeIncident(id, status, now, detail)) this.refreshGauges();
   }
 
   /** A manual request that ends without an action still gets a final state its caller can read. */
@@ -864,12 +809,12 @@ export class Engine {
     const existing = this.d.store.remediation(signal.remediationId);
     // A service target fans out: one container acting keeps the request running.
     if (existing && existing.state !== 'queued') return;
-    this.upsertRemediation(signal, signal.remediationId, {
+    this.d.store.upsertRemediation(this.d.clock.now(), signal, signal.remediationId, {
       state,
       container: undefined,
       action: signal.action ?? 'none',
     });
-    this.updateRemediation(signal.remediationId, {
+    this.d.store.updateRemediation(this.d.clock.now(), signal.remediationId, {
       skipReason: decision.reason,
       detail: decision.verdict === 'skip' ? decision.detail : undefined,
     });
@@ -896,43 +841,8 @@ export class Engine {
     );
   }
 
-  private escalate(
-    kind: EscalationKind,
-    o: {
-      container?: ContainerView;
-      signal?: Signal;
-      detail?: string | undefined;
-      lastHealthOutput?: string | undefined;
-      incident?: Incident | undefined;
-      reclaimedBytes?: number;
-    },
-  ): void {
-    const attempts: AttemptSummary[] = (o.incident?.events ?? [])
-      .filter((e) => e.type === 'verification')
-      .map((e) => ({ at: e.at, action: e.action ?? '', result: e.result ?? '', detail: e.detail }));
-    const labels = o.container?.labels ?? {};
-    // Derived from the signal, so that a signal replayed after a crash raises the same escalation
-    // and the outbox can drop the repeat.
-    const id = o.signal ? `${o.signal.id}:${kind}:${o.container?.name ?? ''}` : randomUUID();
-    const e: Escalation = {
-      id,
-      kind,
-      at: this.d.clock.now(),
-      host: this.host,
-      container: o.container?.name,
-      service: labels[CONTAINER_LABELS.composeService],
-      project: labels[CONTAINER_LABELS.composeProject],
-      alertname: o.signal?.alertname,
-      severity: o.signal?.severity,
-      summary: o.signal?.annotations.summary,
-      description: o.signal?.annotations.description,
-      attempts,
-      lastHealthOutput: o.lastHealthOutput,
-      externalURL: o.signal?.externalURL,
-      generatorURL: o.signal?.generatorURL,
-      detail: o.detail,
-      reclaimedBytes: o.reclaimedBytes,
-    };
+  private escalate(kind: EscalationKind, o: EscalationContext): void {
+    const e = buildEscalation(kind, o, this.host, this.d.clock.now());
     this.d.metrics.escalations.inc({ kind });
     try {
       this.d.escalations.raise(e);

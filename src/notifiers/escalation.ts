@@ -1,6 +1,11 @@
 // Escalations: what the engine hands to a human channel when healing fails, the breaker opens, a
 // critical alert arrives, or an escalated container recovers. The engine raises them; notifiers
 // (Telegram, ...) deliver them. raise() never throws and never blocks a remediation.
+import { randomUUID } from 'node:crypto';
+import { CONTAINER_LABELS } from '../core/labels.js';
+import type { ContainerView, Signal } from '../core/types.js';
+import type { Incident } from '../state/store.js';
+
 export const ESCALATION_KINDS = [
   'given_up',
   'verification_failed',
@@ -36,6 +41,49 @@ export interface Escalation {
   readonly generatorURL?: string | undefined;
   readonly detail?: string | undefined;
   readonly reclaimedBytes?: number | undefined;
+}
+
+/** What the engine knows when it escalates. */
+export interface EscalationContext {
+  readonly container?: ContainerView | undefined;
+  readonly signal?: Signal | undefined;
+  readonly detail?: string | undefined;
+  readonly lastHealthOutput?: string | undefined;
+  readonly incident?: Incident | undefined;
+  readonly reclaimedBytes?: number | undefined;
+}
+
+/** The escalation for a human, from what the engine knows (pure). */
+export function buildEscalation(
+  kind: EscalationKind,
+  o: EscalationContext,
+  host: string,
+  now: number,
+): Escalation {
+  const labels = o.container?.labels ?? {};
+  return {
+    // Derived from the signal, so that a signal replayed after a crash raises the same escalation
+    // and the outbox can drop the repeat.
+    id: o.signal ? `${o.signal.id}:${kind}:${o.container?.name ?? ''}` : randomUUID(),
+    kind,
+    at: now,
+    host,
+    container: o.container?.name,
+    service: labels[CONTAINER_LABELS.composeService],
+    project: labels[CONTAINER_LABELS.composeProject],
+    alertname: o.signal?.alertname,
+    severity: o.signal?.severity,
+    summary: o.signal?.annotations.summary,
+    description: o.signal?.annotations.description,
+    attempts: (o.incident?.events ?? [])
+      .filter((e) => e.type === 'verification')
+      .map((e) => ({ at: e.at, action: e.action ?? '', result: e.result ?? '', detail: e.detail })),
+    lastHealthOutput: o.lastHealthOutput,
+    externalURL: o.signal?.externalURL,
+    generatorURL: o.signal?.generatorURL,
+    detail: o.detail,
+    reclaimedBytes: o.reclaimedBytes,
+  };
 }
 
 export interface EscalationSink {

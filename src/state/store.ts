@@ -1,7 +1,9 @@
 // Durable state of the healer: per-container policy records, de-duplication keys, incidents,
 // remediations, accepted-but-unprocessed signals (the inbox) and the circuit breaker.
 // Everything lives in memory and is journalled on every change (see journal.ts).
-import type { ContainerRecord, DecisionReason, Signal } from '../core/types.js';
+import { randomUUID } from 'node:crypto';
+import { describeTarget } from '../core/targets.js';
+import { type ContainerRecord, type DecisionReason, emptyRecord, type Signal } from '../core/types.js';
 import { Journal, type JournalLogger } from './journal.js';
 
 export type IncidentEventType = 'signal' | 'decision' | 'action' | 'verification' | 'escalation' | 'note';
@@ -190,6 +192,57 @@ export class Store {
     return out.sort((a, b) => b.openedAt - a.openedAt);
   }
 
+  /** The container's open incident, or a new one that the container's record points to. */
+  openIncident(container: string, signal: Signal, now: number): string {
+    const r = this.record(container);
+    const existing = r?.incidentId ? this.incident(r.incidentId) : undefined;
+    if (existing && existing.closedAt === undefined) return existing.id;
+    const incident: Incident = {
+      id: randomUUID(),
+      container,
+      openedAt: now,
+      status: 'open',
+      alertname: signal.alertname,
+      events: [
+        {
+          at: now,
+          type: 'signal',
+          source: signal.source,
+          detail: signal.condition,
+          alertname: signal.alertname,
+          fingerprint: signal.fingerprint,
+        },
+      ],
+    };
+    this.putIncident(incident);
+    this.putRecord({ ...(r ?? emptyRecord(container)), incidentId: incident.id });
+    return incident.id;
+  }
+
+  /** Adds an event to the container's open incident, if it has one. */
+  addIncidentEvent(container: string, signal: Signal, e: IncidentEvent): void {
+    const r = this.record(container);
+    const incident = r?.incidentId ? this.incident(r.incidentId) : undefined;
+    if (!incident || incident.closedAt !== undefined) return;
+    this.putIncident({
+      ...incident,
+      events: [...incident.events, { ...e, alertname: signal.alertname, fingerprint: signal.fingerprint }],
+    });
+  }
+
+  /** Closes an open incident; false when there was none to close. */
+  closeIncident(id: string | undefined, status: Incident['status'], now: number, detail: string): boolean {
+    const incident = id ? this.incident(id) : undefined;
+    if (!incident || incident.closedAt !== undefined) return false;
+    this.putIncident({
+      ...incident,
+      status,
+      closedAt: now,
+      events: [...incident.events, { at: now, type: 'note', result: status, detail }],
+    });
+    return true;
+  }
+
   openIncidentCount(): number {
     let n = 0;
     for (const i of this.incidents.values()) if (i.closedAt === undefined) n++;
@@ -204,6 +257,32 @@ export class Store {
 
   putRemediation(r: RemediationRecord): void {
     this.journal.put('remediations', r.id, r);
+  }
+
+  /** Creates or updates the remediation a signal asked for (its target, source, requester, reason). */
+  upsertRemediation(
+    now: number,
+    signal: Signal,
+    id: string,
+    patch: { state: RemediationState; container: string | undefined; action: string },
+  ): void {
+    const existing = this.remediation(id);
+    this.putRemediation({
+      id,
+      target: describeTarget(signal.target),
+      source: signal.source,
+      createdAt: existing?.createdAt ?? now,
+      reason: signal.reason,
+      requestedBy: signal.requestedBy,
+      ...existing,
+      ...patch,
+      updatedAt: now,
+    });
+  }
+
+  updateRemediation(now: number, id: string, patch: Partial<RemediationRecord>): void {
+    const existing = this.remediation(id);
+    if (existing) this.putRemediation({ ...existing, ...patch, updatedAt: now });
   }
 
   listRemediations(): RemediationRecord[] {
