@@ -167,7 +167,10 @@ export class Outbox {
     const now = this.o.clock.now();
     const seen = this.journal.collection<number>(SEEN);
     if (seen.has(e.id)) {
-      this.o.log.info({ event: 'escalation_duplicate', escalationId: e.id }, 'escalation already queued once; skipped');
+      this.o.log.info(
+        { event: 'escalation_duplicate', escalationId: e.id },
+        'escalation already queued once; skipped',
+      );
       return;
     }
     for (const [id, at] of seen) if (now - at > SEEN_TTL_MS) this.remove(SEEN, id);
