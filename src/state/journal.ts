@@ -36,7 +36,7 @@ type Entry = { c: string; k: string; v?: unknown };
 /** The journal may grow to this many times the live entries before it is compacted. */
 const COMPACT_RATIO = 4;
 /** Entries a background compaction writes per event-loop turn. */
-const COMPACT_CHUNK = 2000;
+const COMPACT_CHUNK = 500;
 
 export interface JournalOptions {
   dir: string;
