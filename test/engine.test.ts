@@ -310,3 +310,57 @@ t.test('cleanup truncates an oversized json-file log of a watched container only
   t.same(line?.truncatedLogs, [watched.name]);
   t.ok(Number(line?.reclaimedBytes) > 60_000);
 });
+
+t.test(
+  'the circuit breaker: past N automatic actions in the window, the next is paused and one escalation sent',
+  async (t) => {
+    const sink = new RecordingSink();
+    const h = await testApp(t, {
+      escalations: sink,
+      env: { CIRCUIT_MAX_ACTIONS: '2', CIRCUIT_WINDOW: '300' },
+    });
+    const containers = await Promise.all(
+      [1, 2, 3, 4].map(() => createTestContainer(t, { labels: { 'autoheal.enable': 'true' } })),
+    );
+    await Promise.all(containers.map((c) => waitForHealth(c.name, 'healthy')));
+    for (const c of containers) {
+      await breakContainer(c.name);
+      await waitForHealth(c.name, 'unhealthy');
+      await h.app.inject({
+        method: 'POST',
+        url: '/webhooks/alertmanager',
+        payload: amPayload([{ labels: { alertname: 'X', container: c.name, remediation: 'restart' } }]),
+        headers: bearer(),
+      });
+      await h.engine.idle();
+    }
+    const acted = h
+      .audit()
+      .filter((l) => l.event === 'action')
+      .map((l) => l.container);
+    t.same(
+      acted,
+      containers.slice(0, 3).map((c) => c.name),
+      'the action that opens the breaker still runs',
+    );
+    t.equal(await h.metric('autoheal_decisions_total', { reason: 'circuit_open' }), 1);
+    t.equal(await h.metric('autoheal_circuit_open'), 1);
+    t.equal(sink.raised.filter((e) => e.kind === 'circuit_open').length, 1, 'one escalation');
+    // An operator can still act by hand while the breaker is open.
+    const id = h.engine.request({
+      id: 'manual-1',
+      source: 'manual',
+      status: 'firing',
+      receivedAt: Date.now(),
+      condition: 'requested',
+      target: { kind: 'container', name: containers[3]?.name ?? '' },
+      action: 'restart',
+      params: {},
+      labels: {},
+      annotations: {},
+      requestedBy: 'test',
+    });
+    await h.engine.idle();
+    t.equal(h.store.remediation(id)?.state, 'succeeded');
+  },
+);
