@@ -355,6 +355,11 @@ export class Engine {
       this.audit(signal, decision);
       return { summary: `no container matches ${describeTarget(signal.target)}` };
     }
+    if (signal.remediationId) {
+      this.d.store.updateRemediation(this.d.clock.now(), signal.remediationId, {
+        targets: targets.map((c) => c.name),
+      });
+    }
     const outcomes = await Promise.all(targets.map((c) => this.handleContainer(signal, action, c)));
     return { summary: outcomes.join('; '), container: targets.length === 1 ? targets[0] : undefined };
   }
@@ -407,7 +412,7 @@ export class Engine {
     }
     if (decision.verdict === 'skip') {
       if (decision.reason === 'max_attempts') this.giveUp(c, signal, decision.detail);
-      this.finishManual(signal, 'skipped', decision);
+      this.finishManual(signal, 'skipped', decision, c.name);
       return `${c.name}: not acted on (${decision.reason}${decision.detail ? `: ${decision.detail}` : ''})`;
     }
     if (decision.dryRun) {
@@ -416,7 +421,7 @@ export class Engine {
         { event: 'remediation', container: c.name, action, result: 'dry_run' },
         `dry run: would ${action}`,
       );
-      this.finishManual(signal, 'dry_run', decision);
+      this.finishManual(signal, 'dry_run', decision, c.name);
       return `${c.name}: dry run, would ${action}`;
     }
     this.busy.add(c.name);
@@ -562,12 +567,17 @@ export class Engine {
       detail: o.detail,
       remediationId: o.remediationId,
     });
-    this.d.store.updateRemediation(this.d.clock.now(), o.remediationId, {
-      state: o.result as RemediationState,
-      verification: o.result,
-      detail: o.detail,
-      durationMs,
-    });
+    this.d.store.recordRemediationResult(
+      this.d.clock.now(),
+      o.remediationId,
+      view.name,
+      o.result as RemediationState,
+      {
+        verification: o.result,
+        detail: o.detail,
+        durationMs,
+      },
+    );
     if (ok) {
       this.closeIncident(r.incidentId, 'recovered', now, o.detail);
       next = { ...next, incidentId: undefined };
@@ -804,20 +814,29 @@ export class Engine {
   }
 
   /** A manual request that ends without an action still gets a final state its caller can read. */
-  private finishManual(signal: Signal, state: RemediationState, decision: Decision): void {
+  private finishManual(
+    signal: Signal,
+    state: RemediationState,
+    decision: Decision,
+    container?: string,
+  ): void {
     if (!signal.remediationId) return;
-    const existing = this.d.store.remediation(signal.remediationId);
-    // A service target fans out: one container acting keeps the request running.
-    if (existing && existing.state !== 'queued') return;
-    this.d.store.upsertRemediation(this.d.clock.now(), signal, signal.remediationId, {
+    const now = this.d.clock.now();
+    const detail = decision.verdict === 'skip' ? decision.detail : undefined;
+    if (container) {
+      // One container of the request: its result counts towards the request's state.
+      this.d.store.recordRemediationResult(now, signal.remediationId, container, state, {
+        skipReason: decision.reason,
+        detail,
+      });
+      return;
+    }
+    this.d.store.upsertRemediation(now, signal, signal.remediationId, {
       state,
       container: undefined,
       action: signal.action ?? 'none',
     });
-    this.d.store.updateRemediation(this.d.clock.now(), signal.remediationId, {
-      skipReason: decision.reason,
-      detail: decision.verdict === 'skip' ? decision.detail : undefined,
-    });
+    this.d.store.updateRemediation(now, signal.remediationId, { skipReason: decision.reason, detail });
   }
 
   private audit(signal: Signal, decision: Decision, container?: string): void {

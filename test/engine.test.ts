@@ -364,3 +364,39 @@ t.test(
     t.equal(h.store.remediation(id)?.state, 'succeeded');
   },
 );
+
+t.test(
+  'a manual request for a service reports every container, and its state is the worst of them',
+  async (t) => {
+    const h = await testApp(t, { env: { VERIFY_TIMEOUT: '5', MAX_RESTART_ATTEMPTS: '3' } });
+    const project = `fan${Date.now().toString(36)}`;
+    const labels = {
+      'autoheal.enable': 'true',
+      'com.docker.compose.project': project,
+      'com.docker.compose.service': 'api',
+    };
+    const good = await createTestContainer(t, { labels });
+    const bad = await createTestContainer(t, { labels, recoverOnRestart: false, startBroken: true });
+    await waitForHealth(good.name, 'healthy');
+    await waitForHealth(bad.name, 'unhealthy');
+    const id = h.engine.request({
+      id: 'fan-1',
+      source: 'manual',
+      status: 'firing',
+      receivedAt: Date.now(),
+      condition: 'requested',
+      target: { kind: 'service', service: 'api', project },
+      action: 'restart',
+      params: {},
+      labels: {},
+      annotations: {},
+      requestedBy: 'test',
+    });
+    await h.engine.idle();
+    const r = h.store.remediation(id);
+    t.equal(r?.state, 'failed', 'one container failed: the request failed');
+    t.same(Object.keys(r?.results ?? {}).sort(), [good.name, bad.name].sort());
+    t.equal(r?.results?.[good.name]?.state, 'succeeded');
+    t.equal(r?.results?.[bad.name]?.state, 'failed');
+  },
+);

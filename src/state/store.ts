@@ -56,7 +56,21 @@ export interface RemediationRecord {
   readonly detail?: string | undefined;
   readonly reclaimedBytes?: number | undefined;
   readonly durationMs?: number | undefined;
+  /** A service target names several containers: each one's result, and the names expected. */
+  readonly targets?: ReadonlyArray<string> | undefined;
+  readonly results?: Readonly<Record<string, { readonly state: RemediationState; readonly detail?: string }>>;
 }
+
+/** Worst first: a request is only as good as its worst container. */
+const STATE_RANK: RemediationState[] = [
+  'failed',
+  'timed_out',
+  'running',
+  'queued',
+  'succeeded',
+  'dry_run',
+  'skipped',
+];
 
 export interface CircuitState {
   readonly actionTimes: ReadonlyArray<number>;
@@ -283,6 +297,34 @@ export class Store {
   updateRemediation(now: number, id: string, patch: Partial<RemediationRecord>): void {
     const existing = this.remediation(id);
     if (existing) this.putRemediation({ ...existing, ...patch, updatedAt: now });
+  }
+
+  /**
+   * Records one container's result; the request's state is the worst of them once every target
+   * container has one (still running before that).
+   */
+  recordRemediationResult(
+    now: number,
+    id: string,
+    container: string,
+    state: RemediationState,
+    patch: Partial<RemediationRecord> = {},
+  ): void {
+    const existing = this.remediation(id);
+    if (!existing) return;
+    const results = { ...existing.results, [container]: { state, detail: patch.detail } };
+    const expected = existing.targets ?? [container];
+    const done = expected.every((name) => results[name] !== undefined);
+    const states = Object.values(results).map((r) => r.state);
+    const worst = STATE_RANK.find((st) => states.includes(st)) ?? state;
+    this.putRemediation({
+      ...existing,
+      ...patch,
+      container: expected.length === 1 ? container : undefined,
+      results,
+      state: done ? worst : 'running',
+      updatedAt: now,
+    });
   }
 
   listRemediations(): RemediationRecord[] {
