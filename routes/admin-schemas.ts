@@ -92,6 +92,13 @@ export const Remediation = Type.Object({
   detail: Type.Optional(Type.String()),
   reclaimedBytes: Type.Optional(Type.Number()),
   durationMs: Type.Optional(Type.Number()),
+  results: Type.Optional(
+    Type.Record(
+      Type.String(),
+      Type.Object({ state: Type.String(), detail: Type.Optional(Type.String()) }),
+      { description: 'Each container of a service target, with its own result' },
+    ),
+  ),
 });
 export type Remediation = Static<typeof Remediation>;
 

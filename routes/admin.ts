@@ -85,6 +85,7 @@ export function toRemediation(r: RemediationRecord): Remediation {
     detail: r.detail,
     reclaimedBytes: r.reclaimedBytes,
     durationMs: r.durationMs,
+    results: r.results,
   };
 }
 
