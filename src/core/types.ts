@@ -5,9 +5,6 @@ export type ActionName = (typeof ACTIONS)[number];
 export const isAction = (value: string): value is ActionName =>
   (ACTIONS as readonly string[]).includes(value);
 
-/** Actions that act on one container (cleanup acts on the host, none only records and escalates). */
-export const CONTAINER_ACTIONS: ReadonlySet<ActionName> = new Set(['restart', 'stop_start']);
-
 export type SignalSource = 'alertmanager' | 'docker_event' | 'reconcile' | 'manual' | 'schedule';
 
 /** What a failure signal says is wrong, when an input knows (the watcher does; alerts say it in labels). */

@@ -31,8 +31,7 @@ export interface DockerEvent {
   readonly timeNano: bigint;
 }
 
-export const PRUNE_KINDS = ['containers', 'images', 'networks', 'volumes', 'build'] as const;
-export type PruneKind = (typeof PRUNE_KINDS)[number];
+export type PruneKind = 'containers' | 'images' | 'networks' | 'volumes' | 'build';
 
 export interface PruneReport {
   readonly kind: PruneKind;
