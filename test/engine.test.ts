@@ -400,3 +400,32 @@ t.test(
     t.equal(r?.results?.[bad.name]?.state, 'failed');
   },
 );
+
+t.test(
+  'the Docker call outlives the stop timeout (autoheal.stop.timeout longer than DOCKER_TIMEOUT)',
+  async (t) => {
+    const h = await testApp(t, { env: { DOCKER_TIMEOUT: '1' } });
+    // PID 1 ignores TERM, so the engine waits the whole stop timeout before it kills.
+    const c = await createTestContainer(t, {
+      labels: { 'autoheal.enable': 'true', 'autoheal.stop.timeout': '3' },
+      cmd: ['sh', '-c', "trap '' TERM; rm -f /tmp/broken; sleep 2147483 & wait; sleep 2147483"],
+    });
+    await waitForHealth(c.name, 'healthy');
+    await breakContainer(c.name);
+    await waitForHealth(c.name, 'unhealthy');
+    await h.app.inject({
+      method: 'POST',
+      url: '/webhooks/alertmanager',
+      payload: amPayload([{ labels: { alertname: 'X', container: c.name, remediation: 'restart' } }]),
+      headers: bearer(),
+    });
+    await h.engine.idle();
+    const line = h.audit().find((l) => l.event === 'remediation' && l.container === c.name);
+    t.match(line, { result: 'succeeded' }, JSON.stringify(line));
+    t.match(String(line?.detail), /stop timeout 3s/);
+    t.ok(
+      Number(line?.durationMs) >= 3000,
+      `waited the stop timeout (${line?.durationMs} ms), not the 1 s client timeout`,
+    );
+  },
+);
