@@ -2,6 +2,7 @@
 // dashboards see a series before the first event. All names start with autoheal_.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { ACTIONS, DECISION_REASONS, REMEDIATION_RESULTS } from './core/types.js';
+import { ESCALATION_KINDS } from './notifiers/escalation.js';
 
 export const METRIC_PREFIX = 'autoheal_';
 
@@ -65,14 +66,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     labelNames: ['kind'] as const,
     registers,
   });
-  for (const kind of [
-    'given_up',
-    'verification_failed',
-    'circuit_open',
-    'crash_loop',
-    'alert',
-    'recovered',
-  ]) {
+  for (const kind of ESCALATION_KINDS) {
     escalations.inc({ kind }, 0);
   }
 

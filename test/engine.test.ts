@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { amPayload, bearer, RecordingSink, testApp } from './fixtures/app.js';
+import { RecordingSink, testApp } from './fixtures/app.js';
 import {
   breakContainer,
   createTestContainer,
@@ -36,22 +36,12 @@ t.test(
       remediation: 'restart',
       severity: 'warning',
     };
-    const res = await h.app.inject({
-      method: 'POST',
-      url: '/webhooks/alertmanager',
-      payload: amPayload([{ labels }]),
-      headers: bearer(),
-    });
+    const res = await h.postAlerts([{ labels }]);
     t.equal(res.statusCode, 200);
 
     await waitFor('given up', async () => h.store.record(c.name)?.givenUp, 40_000);
     // Alertmanager keeps re-sending while the alert fires: no further action.
-    await h.app.inject({
-      method: 'POST',
-      url: '/webhooks/alertmanager',
-      payload: amPayload([{ labels, startsAt: '2026-11-28T01:00:00Z' }]),
-      headers: bearer(),
-    });
+    await h.postAlerts([{ labels, startsAt: '2026-11-28T01:00:00Z' }]);
     await h.engine.idle();
 
     const actions = h.audit().filter((l) => l.event === 'action' && l.container === c.name);
@@ -98,12 +88,7 @@ t.test('stop_start stops and starts the container and verifies it', async (t) =>
   await breakContainer(c.name);
   await waitForHealth(c.name, 'unhealthy');
   const before = await restartCountOf(c.name);
-  await h.app.inject({
-    method: 'POST',
-    url: '/webhooks/alertmanager',
-    payload: amPayload([{ labels: { alertname: 'X', container: c.name, remediation: 'stop_start' } }]),
-    headers: bearer(),
-  });
+  await h.postAlerts([{ labels: { alertname: 'X', container: c.name, remediation: 'stop_start' } }]);
   await h.engine.idle();
   const result = h.audit().find((l) => l.event === 'remediation' && l.container === c.name);
   t.match(result, { action: 'stop_start', result: 'succeeded' });
@@ -129,21 +114,16 @@ t.test(
     });
     await Promise.all([a, b, other].map((c) => waitForHealth(c.name, 'healthy')));
     const before = await restartCountOf(other.name);
-    await h.app.inject({
-      method: 'POST',
-      url: '/webhooks/alertmanager',
-      payload: amPayload([
-        {
-          labels: {
-            alertname: 'X',
-            container_label_com_docker_compose_service: 'web',
-            container_label_com_docker_compose_project: project,
-            remediation: 'restart',
-          },
+    await h.postAlerts([
+      {
+        labels: {
+          alertname: 'X',
+          container_label_com_docker_compose_service: 'web',
+          container_label_com_docker_compose_project: project,
+          remediation: 'restart',
         },
-      ]),
-      headers: bearer(),
-    });
+      },
+    ]);
     await h.engine.idle();
     const done = h
       .audit()
@@ -160,12 +140,7 @@ t.test('DRY_RUN decides and counts but touches nothing', async (t) => {
   const c = await createTestContainer(t, { labels: { 'autoheal.enable': 'true' } });
   await waitForHealth(c.name, 'healthy');
   const before = await restartCountOf(c.name);
-  await h.app.inject({
-    method: 'POST',
-    url: '/webhooks/alertmanager',
-    payload: amPayload([{ labels: { alertname: 'X', container: c.name, remediation: 'restart' } }]),
-    headers: bearer(),
-  });
+  await h.postAlerts([{ labels: { alertname: 'X', container: c.name, remediation: 'restart' } }]);
   await h.engine.idle();
   t.same(await restartCountOf(c.name), before);
   t.equal(await h.metric('autoheal_decisions_total', { reason: 'dry_run' }), 1);
@@ -222,14 +197,9 @@ t.test(
     // The engine compares `until` at whole seconds: an image from this very second is not "older than 0s".
     await new Promise((r) => setTimeout(r, 1100));
 
-    const res = await h.app.inject({
-      method: 'POST',
-      url: '/webhooks/alertmanager',
-      payload: amPayload([
-        { labels: { alertname: 'DiskAlmostFull', remediation: 'cleanup', severity: 'critical' } },
-      ]),
-      headers: bearer(),
-    });
+    const res = await h.postAlerts([
+      { labels: { alertname: 'DiskAlmostFull', remediation: 'cleanup', severity: 'critical' } },
+    ]);
     t.equal(res.statusCode, 200);
     await h.engine.idle();
 
@@ -297,12 +267,7 @@ t.test('cleanup truncates an oversized json-file log of a watched container only
   const logPath = async (name: string) => (await docker.getContainer(name).inspect()).LogPath;
   await waitFor('logs written', async () => (await stat(await logPath(watched.name))).size > 60_000);
   await waitFor('logs written', async () => (await stat(await logPath(other.name))).size > 60_000);
-  await h.app.inject({
-    method: 'POST',
-    url: '/webhooks/alertmanager',
-    payload: amPayload([{ labels: { alertname: 'DiskAlmostFull', remediation: 'cleanup' } }]),
-    headers: bearer(),
-  });
+  await h.postAlerts([{ labels: { alertname: 'DiskAlmostFull', remediation: 'cleanup' } }]);
   await h.engine.idle();
   t.equal((await stat(await logPath(watched.name))).size, 0, 'watched container log truncated');
   t.ok((await stat(await logPath(other.name))).size > 60_000, 'unwatched container log untouched');
@@ -326,12 +291,7 @@ t.test(
     for (const c of containers) {
       await breakContainer(c.name);
       await waitForHealth(c.name, 'unhealthy');
-      await h.app.inject({
-        method: 'POST',
-        url: '/webhooks/alertmanager',
-        payload: amPayload([{ labels: { alertname: 'X', container: c.name, remediation: 'restart' } }]),
-        headers: bearer(),
-      });
+      await h.postAlerts([{ labels: { alertname: 'X', container: c.name, remediation: 'restart' } }]);
       await h.engine.idle();
     }
     const acted = h
@@ -413,12 +373,7 @@ t.test(
     await waitForHealth(c.name, 'healthy');
     await breakContainer(c.name);
     await waitForHealth(c.name, 'unhealthy');
-    await h.app.inject({
-      method: 'POST',
-      url: '/webhooks/alertmanager',
-      payload: amPayload([{ labels: { alertname: 'X', container: c.name, remediation: 'restart' } }]),
-      headers: bearer(),
-    });
+    await h.postAlerts([{ labels: { alertname: 'X', container: c.name, remediation: 'restart' } }]);
     await h.engine.idle();
     const line = h.audit().find((l) => l.event === 'remediation' && l.container === c.name);
     t.match(line, { result: 'succeeded' }, JSON.stringify(line));

@@ -2,7 +2,7 @@
 // 4,096 characters after parsing, cut between tags; a burst becomes one digest. Checked with the same
 // strict parser the fake Bot API uses.
 import t from 'tap';
-import type { Escalation } from '../src/notifiers/escalation.js';
+import { ESCALATION_KINDS, type Escalation } from '../src/notifiers/escalation.js';
 import {
   cutPlain,
   escapeHtml,
@@ -246,14 +246,7 @@ t.test('free text is shown exactly as written', async (t) => {
 });
 
 t.test('every kind has a readable title', async (t) => {
-  for (const kind of [
-    'given_up',
-    'verification_failed',
-    'circuit_open',
-    'crash_loop',
-    'alert',
-    'recovered',
-  ] as const) {
+  for (const kind of ESCALATION_KINDS) {
     const plain = parse(
       t,
       formatEscalation(escalation({ kind, container: kind === 'circuit_open' ? undefined : 'c' })),
