@@ -80,6 +80,8 @@ export class Engine {
   private readonly ctx: PolicyContext;
   private readonly host: string;
   private stopping = false;
+  /** Batches accepted but not yet handed to dispatch (they start on the next turn of the loop). */
+  private scheduled = 0;
 
   constructor(private readonly d: EngineDeps) {
     const c = d.config;
@@ -107,7 +109,15 @@ export class Engine {
   ingest(signals: ReadonlyArray<Signal>): IngestResult {
     const { accepted, duplicates } = this.durably(() => this.acceptAll(signals));
     for (const [s, key] of duplicates) this.audit(s, { verdict: 'skip', reason: 'duplicate', detail: key });
-    for (const s of accepted) this.dispatch(s);
+    if (accepted.length) {
+      // The signals are durable now: the caller (the webhook) answers first, the work starts after.
+      this.scheduled++;
+      setImmediate(() => {
+        this.scheduled--;
+        // Stopping: they stay in the inbox and are replayed at the next start.
+        if (!this.stopping) for (const s of accepted) this.dispatch(s);
+      });
+    }
     return { accepted, duplicates: duplicates.length };
   }
 
@@ -214,7 +224,10 @@ export class Engine {
 
   /** Resolves once every signal accepted so far has been processed (tests and benchmarks). */
   async idle(): Promise<void> {
-    while (this.running.size) await Promise.allSettled([...this.running]);
+    while (this.running.size || this.scheduled) {
+      if (this.running.size) await Promise.allSettled([...this.running]);
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   /**
