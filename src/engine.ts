@@ -4,6 +4,7 @@
 // timers for retries, escalations, metrics and the audit log.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
@@ -20,7 +21,10 @@ import {
   maxAttemptsFor,
   type PolicyContext,
   recordAction,
+  shouldGiveUp,
+  shouldReportFlapping,
 } from './core/policy.js';
+import { deferDelayMs, isTransientError, MAX_TRIES_OF_A_FAULTY_SIGNAL } from './core/pending.js';
 import { describeTarget, matchTargets } from './core/targets.js';
 import {
   type ActionName,
@@ -43,6 +47,7 @@ import {
 import { containerHandlers, hostHandlers } from './remediations/index.js';
 import { verifyRecovery } from './remediations/verify.js';
 import type { CompiledRule } from './core/rules.js';
+import { resolveSelfContainerId } from './self.js';
 import type { Incident, RemediationState, Store } from './state/store.js';
 
 export interface EngineDeps {
@@ -77,9 +82,15 @@ export class Engine {
   private readonly limit: ReturnType<typeof pLimit>;
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Set<Promise<unknown>>();
-  private readonly ctx: PolicyContext;
+  /** Not readonly: SELF_CONTAINER_ID given as a name is replaced by the container's full id at start. */
+  private ctx: PolicyContext;
   private readonly host: string;
   private stopping = false;
+  /** Actions interrupted by a restart of the service, being verified (by container name). */
+  private readonly resuming = new Map<string, Promise<void>>();
+  /** Signals that could not be decided (engine or state unreachable): kept in the inbox, retried. */
+  private readonly waiting = new Map<string, { signal: Signal; tries: number; timer: NodeJS.Timeout }>();
+  private selfResolved = false;
   /** Batches accepted but not yet handed to dispatch (they start on the next turn of the loop). */
   private scheduled = 0;
 
@@ -172,38 +183,77 @@ export class Engine {
     return id;
   }
 
-  /** Replays accepted signals and resumes interrupted actions after a restart of the service. */
+  /**
+   * After a restart of the service: verifies the actions it was carrying out when it died (never
+   * starting them again), schedules pending retries, and replays the signals still in the inbox.
+   */
   start(): void {
     const now = this.d.clock.now();
+    const pending = this.d.store.pending();
+    const byId = new Map(pending.map((s) => [s.id, s]));
     for (const r of [...this.d.store.records()]) {
-      if (r.inFlight) {
-        // The service died during an action. It counts as an attempt made at its start; its result is
-        // unknown, so the incident continues with a check after the cooldown, never an extra action now.
-        const base = this.d.config.policy.cooldownMs;
-        const next = Math.max(r.nextAllowedAt ?? 0, r.inFlight.startedAt + base);
-        this.d.log.warn(
-          { event: 'resume', container: r.name, action: r.inFlight.action, nextAllowedAt: next },
-          'resuming an action interrupted by a restart of the service',
-        );
-        this.d.store.updateRemediation(this.d.clock.now(), r.inFlight.remediationId, {
-          state: 'failed',
-          detail: 'interrupted by a restart of the service',
-        });
-        this.putRecord({
-          ...r,
-          inFlight: undefined,
-          lastResult: 'interrupted',
+      if (!r.inFlight) continue;
+      // It counts as an attempt made at its start, and the cooldown holds from then.
+      const next = Math.max(r.nextAllowedAt ?? 0, r.inFlight.startedAt + this.d.config.policy.cooldownMs);
+      this.d.log.warn(
+        {
+          event: 'resume',
+          container: r.name,
+          action: r.inFlight.action,
+          signalId: r.inFlight.signalId,
+          remediationId: r.inFlight.remediationId,
           nextAllowedAt: next,
-          pendingRetry: { action: r.inFlight.action, at: next },
-        });
-      }
+        },
+        'verifying an action interrupted by a restart of the service (it is not started again)',
+      );
+      this.putRecord({ ...r, nextAllowedAt: next, pendingRetry: undefined });
+      const origin = (r.inFlight.signalId && byId.get(r.inFlight.signalId)) || this.resumeSignal(r);
+      this.track(this.resumeAction(r.name, origin));
     }
     for (const r of this.d.store.records()) {
-      if (r.pendingRetry && !r.givenUp)
+      if (r.pendingRetry && !r.givenUp && !this.resuming.has(r.name))
         this.scheduleRetry(r.name, r.pendingRetry.action, Math.max(now, r.pendingRetry.at));
     }
-    for (const s of this.d.store.pending()) this.dispatch(s);
+    for (const s of pending) this.dispatch(s);
     this.refreshGauges();
+    void this.resolveSelf();
+  }
+
+  /**
+   * Decides the signals kept waiting for the engine now rather than at their next back-off (the health
+   * watcher calls it when the engine answers again).
+   */
+  retryPending(): void {
+    if (this.stopping) return;
+    if (!this.selfResolved) void this.resolveSelf();
+    for (const [id, w] of [...this.waiting]) {
+      clearTimeout(w.timer);
+      this.waiting.delete(id);
+      this.dispatch(w.signal, w.tries);
+    }
+    this.d.metrics.signalsPending.set(this.waiting.size);
+  }
+
+  /** SELF_CONTAINER_ID given as a name: matched by the container's id from now on, so a rename keeps it safe. */
+  private async resolveSelf(): Promise<void> {
+    const given = this.d.config.selfContainerId;
+    if (this.selfResolved || !given) return;
+    try {
+      const id = await resolveSelfContainerId(this.d.docker, given);
+      this.selfResolved = true;
+      if (id === undefined) {
+        this.d.log.warn(
+          { event: 'self', selfContainerId: given },
+          'SELF_CONTAINER_ID names no container; the service protects a container of that name or id',
+        );
+      } else if (id !== this.ctx.selfContainerId) {
+        this.ctx = { ...this.ctx, selfContainerId: id };
+        this.d.log.info({ event: 'self', selfContainerId: given, id }, 'own container resolved to its id');
+      }
+    } catch (err) {
+      // The engine is not answering yet: retried when the watcher reconnects.
+      this.d.log.warn({ err, event: 'self' }, 'cannot resolve SELF_CONTAINER_ID yet');
+    }
   }
 
   /** Stops retries and waits for running remediations, at most graceMs. */
@@ -211,6 +261,9 @@ export class Engine {
     this.stopping = true;
     for (const t of this.retryTimers.values()) clearTimeout(t);
     this.retryTimers.clear();
+    // Waiting signals stay in the inbox: decided after the next start.
+    for (const w of this.waiting.values()) clearTimeout(w.timer);
+    this.waiting.clear();
     if (this.running.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -257,9 +310,13 @@ export class Engine {
           failures: 0,
           pendingRetry: undefined,
         };
-        this.closeIncident(r.incidentId, 'recovered', now, 'healthy again');
         next = { ...next, incidentId: undefined };
+        // The record first: the given-up gauge is counted from the records.
+        this.putRecord(next);
+        this.closeIncident(r.incidentId, 'recovered', now, 'healthy again');
+        this.refreshGauges();
         this.escalate('recovered', { container: c, detail: 'healthy again after the service gave up' });
+        return;
       } else if (
         r.attempts > 0 &&
         next.healthySince !== undefined &&
@@ -300,6 +357,7 @@ export class Engine {
       nextAllowedAt: undefined,
       pendingRetry: undefined,
       incidentId: undefined,
+      flappingAt: undefined,
     };
     this.putRecord(next);
     this.refreshGauges();
@@ -308,19 +366,70 @@ export class Engine {
 
   // The pipeline -----------------------------------------------------------------------------------
 
-  private dispatch(signal: Signal): void {
-    const p = this.process(signal)
-      .catch((err) => this.d.log.error({ err, signalId: signal.id }, 'processing a signal failed'))
-      .finally(() => {
-        try {
-          this.d.store.done(signal.id);
-        } catch (err) {
-          this.d.metrics.stateErrors.inc({ op: 'write' });
-          this.d.log.error({ err }, 'cannot mark a signal as processed; it will be replayed after a restart');
-        }
-        this.running.delete(p);
-      });
-    this.running.add(p);
+  private dispatch(signal: Signal, tries = 0): void {
+    this.track(
+      this.process(signal).then(
+        () => this.markDone(signal.id),
+        (err) => this.defer(signal, tries + 1, err),
+      ),
+    );
+  }
+
+  private track(p: Promise<unknown>): void {
+    const tracked = p.finally(() => this.running.delete(tracked));
+    this.running.add(tracked);
+  }
+
+  private markDone(signalId: string): void {
+    try {
+      this.d.store.done(signalId);
+    } catch (err) {
+      this.d.metrics.stateErrors.inc({ op: 'write' });
+      this.d.log.error({ err }, 'cannot mark a signal as processed; it will be replayed after a restart');
+    }
+  }
+
+  /**
+   * A signal that could not be decided (the engine or the state did not answer) stays in the inbox and
+   * is decided later: Alertmanager was answered 200 and will not send it again (at-least-once ends
+   * here). Retried with capped back-off, at once when the watcher sees the engine again, and after a
+   * restart of the service. Only an error that no retry can cure ends it, after a few tries.
+   */
+  private defer(signal: Signal, tries: number, err: unknown): void {
+    const transient = isTransientError(err);
+    if (!transient && tries >= MAX_TRIES_OF_A_FAULTY_SIGNAL) {
+      this.d.log.error(
+        { err, signalId: signal.id, tries, event: 'signal_dropped' },
+        'processing a signal failed; dropped after repeated errors',
+      );
+      this.markDone(signal.id);
+      return;
+    }
+    if (this.stopping) return; // still in the inbox: decided after the next start
+    const delay = deferDelayMs(tries);
+    this.d.log.warn(
+      {
+        err,
+        event: 'signal_deferred',
+        signalId: signal.id,
+        source: signal.source,
+        alertname: signal.alertname,
+        container: describeTarget(signal.target),
+        tries,
+        retryInMs: delay,
+      },
+      'a signal could not be decided; kept pending and retried',
+    );
+    const timer = setTimeout(() => {
+      this.waiting.delete(signal.id);
+      this.d.metrics.signalsPending.set(this.waiting.size);
+      if (!this.stopping) this.dispatch(signal, tries);
+    }, delay);
+    timer.unref();
+    const previous = this.waiting.get(signal.id);
+    if (previous) clearTimeout(previous.timer);
+    this.waiting.set(signal.id, { signal, tries, timer });
+    this.d.metrics.signalsPending.set(this.waiting.size);
   }
 
   private async process(signal: Signal): Promise<void> {
@@ -395,8 +504,19 @@ export class Engine {
 
   /** Decides and, when allowed, acts on one container; returns a one-line account of what happened. */
   private async handleContainer(signal: Signal, action: ActionName, c: ContainerView): Promise<string> {
+    // An action interrupted by a restart of the service is verified before anything else is decided.
+    await this.resuming.get(c.name);
     const now = this.d.clock.now();
     const record = this.d.store.record(c.name);
+    if (record?.lastSignalId === signal.id) {
+      // A replay (after a restart of the service) of a signal whose action on this container was
+      // already started: that action was carried out or verified; it is never decided again.
+      this.d.log.info(
+        { event: 'replay', signalId: signal.id, container: c.name, action: record.lastAction },
+        `${c.name}: this signal's ${record.lastAction ?? 'action'} was already carried out; not repeated`,
+      );
+      return `${c.name}: ${record.lastAction ?? action} already carried out for this signal`;
+    }
     const decision = decide({
       signal,
       action,
@@ -408,23 +528,8 @@ export class Engine {
       ctx: this.ctx,
     });
     this.audit(signal, decision, c.name);
-    if (record?.incidentId || decision.verdict === 'act' || decision.reason === 'max_attempts') {
-      this.d.store.addIncidentEvent(c.name, signal, {
-        at: now,
-        type: 'signal',
-        source: signal.source,
-        detail: signal.condition,
-      });
-      this.d.store.addIncidentEvent(c.name, signal, {
-        at: now,
-        type: 'decision',
-        reason: decision.reason,
-        action,
-        detail: decision.verdict === 'skip' ? decision.detail : undefined,
-      });
-    }
     if (decision.verdict === 'skip') {
-      if (decision.reason === 'max_attempts') this.giveUp(c, signal, decision.detail);
+      this.recordSkip(signal, decision, c, record, now);
       this.finishManual(signal, 'skipped', decision, c.name);
       return `${c.name}: not acted on (${decision.reason}${decision.detail ? `: ${decision.detail}` : ''})`;
     }
@@ -439,15 +544,102 @@ export class Engine {
     }
     this.busy.add(c.name);
     try {
-      const result = await this.limit(() => this.act(signal, action, c));
+      const result = await this.limit(() => this.act(signal, action, c, decision));
       return `${c.name}: ${action} ${result}`;
     } finally {
       this.busy.delete(c.name);
     }
   }
 
+  /** What a skip does to the container's incident and standing state. */
+  private recordSkip(
+    signal: Signal,
+    decision: Extract<Decision, { verdict: 'skip' }>,
+    c: ContainerView,
+    record: ContainerRecord | undefined,
+    now: number,
+  ): void {
+    if (decision.reason === 'flapping' && shouldReportFlapping(record, c)) {
+      // Failing again after a verified heal, with the attempts used up: the humans are told once per
+      // recovery, and the hold is an incident of its own that the next action continues.
+      const incidentId = this.d.store.openIncident(c.name, signal, now);
+      this.addDecisionEvent(c.name, signal, decision, signal.action ?? 'none', now);
+      this.d.store.addIncidentEvent(c.name, signal, {
+        at: now,
+        type: 'escalation',
+        reason: 'flapping',
+        detail: decision.detail,
+      });
+      const r = this.d.store.record(c.name) ?? emptyRecord(c.name);
+      this.putRecord({ ...r, flappingAt: now, incidentId });
+      this.d.log.warn(
+        { event: 'flapping', container: c.name, attempts: r.attempts, detail: decision.detail },
+        `${c.name} is flapping`,
+      );
+      this.escalate('flapping', {
+        container: c,
+        signal,
+        detail: decision.detail,
+        incident: this.d.store.incident(incidentId),
+      });
+      this.refreshGauges();
+      return;
+    }
+    // A skip that repeats the incident's last decision (a given-up container seen at every reconcile, a
+    // cooldown) adds nothing to its timeline.
+    if (record?.incidentId && this.lastDecisionOf(record.incidentId) !== decision.reason) {
+      this.d.store.addIncidentEvent(c.name, signal, {
+        at: now,
+        type: 'signal',
+        source: signal.source,
+        detail: signal.condition,
+      });
+      this.addDecisionEvent(c.name, signal, decision, signal.action ?? 'none', now);
+    }
+    if (decision.reason === 'max_attempts' && shouldGiveUp(record, c)) {
+      this.giveUp(c, signal, decision.detail);
+    } else if (decision.reason === 'already_healthy' && record?.incidentId && !record.givenUp) {
+      // Recovered by itself (or by an action a restart of the service interrupted): the incident is
+      // over, and so is any retry scheduled for it.
+      this.cancelRetry(c.name);
+      const r = this.d.store.record(c.name) ?? record;
+      this.putRecord({ ...r, pendingRetry: undefined, incidentId: undefined });
+      this.closeIncident(record.incidentId, 'recovered', now, decision.detail ?? 'healthy again');
+    }
+  }
+
+  private lastDecisionOf(incidentId: string): string | undefined {
+    const events = this.d.store.incident(incidentId)?.events ?? [];
+    for (let i = events.length - 1; i >= 0; i--) {
+      const e = events[i];
+      if (e?.type === 'decision') return e.reason;
+    }
+    return undefined;
+  }
+
+  private addDecisionEvent(
+    name: string,
+    signal: Signal,
+    decision: Decision,
+    action: string,
+    now: number,
+  ): void {
+    this.d.store.addIncidentEvent(name, signal, {
+      at: now,
+      type: 'decision',
+      reason: decision.reason,
+      action,
+      detail: decision.verdict === 'skip' ? decision.detail : undefined,
+    });
+  }
+
   /** Records the intent, runs the handler, verifies, and records the result. */
-  private async act(signal: Signal, action: ActionName, view: ContainerView): Promise<RemediationResult> {
+  private async act(
+    signal: Signal,
+    action: ActionName,
+    view: ContainerView,
+    decision: Decision,
+  ): Promise<RemediationResult> {
     const { docker, config, metrics, log } = this.d;
     const handler = containerHandlers.get(action);
     if (!handler) throw new Error(`no handler for ${action}`);
@@ -455,19 +647,43 @@ export class Engine {
     const remediationId = signal.remediationId ?? randomUUID();
     const before = this.d.store.record(view.name) ?? emptyRecord(view.name);
     const attempts = effectiveAttempts(before, startedAt, config.policy) + 1;
-    const incidentId = this.d.store.openIncident(view.name, signal, startedAt);
-    // Intent first: if the service dies now, the restart counts and the cooldown holds.
-    this.putRecord({
-      ...before,
-      attempts,
-      failures: attempts === 1 ? 0 : before.failures,
-      lastActionAt: startedAt,
-      lastAction: action,
-      healthySince: undefined,
-      pendingRetry: undefined,
-      stoppedByOperator: false,
-      incidentId,
-      inFlight: { action, startedAt, remediationId },
+    const open = before.incidentId ? this.d.store.incident(before.incidentId) : undefined;
+    // Intent first, in one write with the incident's timeline: if the service dies now, the action
+    // counts, the cooldown holds, and a replay of this signal verifies the action instead of repeating it.
+    const incidentId = this.durably(() => {
+      const id = this.d.store.openIncident(view.name, signal, startedAt);
+      // A new incident starts with this signal; an open one gets it added.
+      if (open && open.closedAt === undefined) {
+        this.d.store.addIncidentEvent(view.name, signal, {
+          at: startedAt,
+          type: 'signal',
+          source: signal.source,
+          detail: signal.condition,
+        });
+      }
+      this.addDecisionEvent(view.name, signal, decision, action, startedAt);
+      this.d.store.addIncidentEvent(view.name, signal, {
+        at: startedAt,
+        type: 'action',
+        action,
+        source: signal.source,
+        detail: `attempt ${attempts}`,
+        remediationId,
+      });
+      this.putRecord({
+        ...before,
+        attempts,
+        failures: attempts === 1 ? 0 : before.failures,
+        lastActionAt: startedAt,
+        lastAction: action,
+        healthySince: undefined,
+        pendingRetry: undefined,
+        stoppedByOperator: false,
+        incidentId: id,
+        inFlight: { action, startedAt, remediationId, signalId: signal.id },
+        lastSignalId: signal.id,
+      });
+      return id;
     });
     this.cancelRetry(view.name);
     this.d.store.upsertRemediation(this.d.clock.now(), signal, remediationId, {
@@ -525,6 +741,79 @@ export class Engine {
     return result;
   }
 
+  /** The signal an interrupted action is verified under when its own is no longer in the inbox. */
+  private resumeSignal(r: ContainerRecord): Signal {
+    return {
+      id: r.inFlight?.signalId ?? randomUUID(),
+      source: 'reconcile',
+      status: 'firing',
+      receivedAt: this.d.clock.now(),
+      condition: 'retry',
+      target: { kind: 'container', name: r.name },
+      action: r.inFlight?.action,
+      params: {},
+      labels: {},
+      annotations: {},
+      reason: 'an action interrupted by a restart of the service',
+    };
+  }
+
+  /**
+   * Verifies an action the service was carrying out when it died, and records its result as that
+   * attempt's: the action itself may have reached the engine or not, but it is never started again.
+   * Signals for the container wait for the result (handleContainer), so they see its cooldown.
+   */
+  private resumeAction(name: string, signal: Signal): Promise<void> {
+    this.busy.add(name);
+    const p = this.verifyInterrupted(name, signal).finally(() => {
+      this.busy.delete(name);
+      this.resuming.delete(name);
+    });
+    this.resuming.set(name, p);
+    return p;
+  }
+
+  private async verifyInterrupted(name: string, signal: Signal): Promise<void> {
+    const { config, docker } = this.d;
+    for (let tries = 1; ; tries++) {
+      const intent = this.d.store.record(name)?.inFlight;
+      if (!intent) return;
+      try {
+        const details = await docker.inspect(name);
+        let result: RemediationResult = 'failed';
+        let detail = 'container no longer exists';
+        let lastHealthOutput: string | undefined;
+        if (details) {
+          const v = await verifyRecovery(docker, details.id, {
+            timeoutMs: config.verifyTimeoutMs,
+            graceMs: config.verifyGraceMs,
+            now: () => this.d.clock.now(),
+          });
+          result = v.result;
+          detail = v.detail;
+          lastHealthOutput = v.lastHealthOutput;
+        }
+        const view: ContainerView = details ?? { id: '', name, labels: {}, state: 'unknown', health: 'none' };
+        this.recordResult(signal, view, intent.action, {
+          startedAt: intent.startedAt,
+          remediationId: intent.remediationId,
+          result,
+          detail: `interrupted by a restart of the service, then verified: ${detail}`,
+          lastHealthOutput,
+        });
+        return;
+      } catch (err) {
+        if (this.stopping) return;
+        const delay = deferDelayMs(tries);
+        this.d.log.warn(
+          { err, event: 'resume', container: name, retryInMs: delay },
+          'cannot verify an interrupted action yet; retrying',
+        );
+        await sleep(delay, undefined, { ref: false });
+      }
+    }
+  }
+
   private recordResult(
     signal: Signal,
     view: ContainerView,
@@ -553,6 +842,7 @@ export class Engine {
       lastResult: o.result,
       nextAllowedAt,
       healthySince: ok ? now : undefined,
+      healedAt: ok ? now : r.healedAt,
     };
     metrics.remediations.inc({ action, result: o.result });
     metrics.remediationDuration.observe({ action }, durationMs / 1000);
@@ -727,6 +1017,17 @@ export class Engine {
     const now = this.d.clock.now();
     const decision: Decision = { verdict: 'skip', reason: 'resolved' };
     this.audit(signal, decision);
+    // Its firing alert, if still waiting for the engine, is moot now.
+    for (const [id, w] of signal.fingerprint ? [...this.waiting] : []) {
+      const f = w.signal;
+      if (f.source !== 'alertmanager' || f.status !== 'firing' || f.fingerprint !== signal.fingerprint)
+        continue;
+      clearTimeout(w.timer);
+      this.waiting.delete(id);
+      this.audit(f, { verdict: 'skip', reason: 'resolved', detail: 'resolved before it could be decided' });
+      this.markDone(id);
+    }
+    this.d.metrics.signalsPending.set(this.waiting.size);
     if (signal.target.kind !== 'container') return;
     const r = this.d.store.record(signal.target.name);
     if (!r) return;
@@ -900,5 +1201,6 @@ export class Engine {
     this.d.metrics.givenUp.set(givenUp);
     this.d.metrics.circuitOpen.set(circuitIsOpen(this.d.store.circuit(), this.d.clock.now()) ? 1 : 0);
     this.d.metrics.incidentsOpen.set(this.d.store.openIncidentCount());
+    this.d.metrics.signalsPending.set(this.waiting.size);
   }
 }

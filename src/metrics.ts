@@ -85,6 +85,11 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     help: 'Incidents not yet closed',
     registers,
   });
+  const signalsPending = new Gauge({
+    name: 'autoheal_signals_pending',
+    help: 'Accepted signals not decided yet because the Docker engine or the state did not answer; retried',
+    registers,
+  });
   const reclaimedBytes = new Counter({
     name: 'autoheal_cleanup_reclaimed_bytes_total',
     help: 'Bytes reclaimed by cleanup (prune and log truncation)',
@@ -178,6 +183,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     givenUp,
     circuitOpen,
     incidentsOpen,
+    signalsPending,
     reclaimedBytes,
     inFlight,
     stateErrors,

@@ -1,8 +1,14 @@
 // The service killed with SIGKILL in the middle of an incident and started again: the intent recorded
 // before the action holds the cooldown (no extra restart), and the same incident continues.
 import t from 'tap';
-import { amPayload, bearer } from './fixtures/app.js';
-import { createTestContainer, restartCountOf, waitFor, waitForHealth } from './fixtures/docker.js';
+import { ADMIN_TOKEN, amPayload, bearer } from './fixtures/app.js';
+import {
+  createTestContainer,
+  engineRestarts,
+  restartCountOf,
+  waitFor,
+  waitForHealth,
+} from './fixtures/docker.js';
 import { startService } from './fixtures/service.js';
 
 const COOLDOWN_S = 15;
@@ -89,3 +95,53 @@ t.test('SIGKILL mid-incident: no extra restart inside the cooldown, the incident
   t.ok(gap >= COOLDOWN_S * 1000, `the next restart waited for the cooldown (${gap} ms)`);
   await second.kill('SIGTERM');
 });
+
+t.test(
+  'a forced manual restart, SIGKILL during it and again during its verification: one restart',
+  async (t) => {
+    const env = { WATCHER_HEAL: 'false', VERIFY_TIMEOUT: '30', RESTART_COOLDOWN: '1' };
+    const t0 = Date.now() - 1000;
+    const first = await startService(t, env);
+    // PID 1 ignores TERM: the engine's restart waits the whole 3 s stop timeout, so the kill lands in it.
+    const c = await createTestContainer(t, {
+      labels: { 'autoheal.enable': 'true', 'autoheal.stop.timeout': '3' },
+      cmd: ['sh', '-c', "trap '' TERM; rm -f /tmp/broken; sleep 2147483 & wait; sleep 2147483"],
+    });
+    await waitForHealth(c.name, 'healthy');
+    const res = await fetch(`${first.url}/api/v1/remediations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ target: c.name, action: 'restart', force: true, reason: 'crash test' }),
+    });
+    t.equal(res.status, 202);
+    const { id } = (await res.json()) as { id: string };
+    await waitFor('the restart to start', async () =>
+      first.audit().find((l) => l.event === 'action' && l.container === c.name),
+    );
+    await first.kill('SIGKILL');
+
+    const second = await startService(t, env, first.dir);
+    await waitFor('the resume line', async () =>
+      second.audit().find((l) => l.event === 'resume' && l.container === c.name),
+    );
+    await second.kill('SIGKILL');
+
+    const third = await startService(t, env, first.dir);
+    const result = await waitFor(
+      'the verified result',
+      async () => third.audit().find((l) => l.event === 'remediation' && l.remediationId === id),
+      40_000,
+    );
+    t.equal(result.result, 'succeeded', JSON.stringify(result));
+    await waitForHealth(c.name, 'healthy');
+    const audit = third.audit();
+    t.equal(
+      audit.filter((l) => l.event === 'decision' && l.container === c.name && l.reason === 'forced').length,
+      1,
+      'decided once, across three lives of the service',
+    );
+    t.equal(audit.filter((l) => l.event === 'action' && l.container === c.name).length, 1, 'acted once');
+    t.equal(await engineRestarts(c.name, t0), 1, 'the engine restarted it exactly once');
+    await third.kill('SIGTERM');
+  },
+);

@@ -384,3 +384,42 @@ t.test(
     );
   },
 );
+
+t.test(
+  'MAX_RESTART_ATTEMPTS=1: a second restart of a container the first one healed is skipped; nobody is paged',
+  async (t) => {
+    const sink = new RecordingSink();
+    const h = await testApp(t, { escalations: sink, env: { MAX_RESTART_ATTEMPTS: '1' } });
+    const c = await createTestContainer(t, { labels: { 'autoheal.enable': 'true' } });
+    await waitForHealth(c.name, 'healthy');
+    await breakContainer(c.name);
+    await waitForHealth(c.name, 'unhealthy');
+    const ask = (id: string) =>
+      h.engine.request({
+        id,
+        source: 'manual',
+        status: 'firing',
+        receivedAt: Date.now(),
+        condition: 'requested',
+        target: { kind: 'container', name: c.name },
+        action: 'restart',
+        params: {},
+        labels: {},
+        annotations: {},
+        requestedBy: 'test',
+      });
+    t.equal((await h.settled(ask('max1-a'))).state, 'succeeded');
+    await waitForHealth(c.name, 'healthy');
+    const before = await restartCountOf(c.name);
+    const second = await h.settled(ask('max1-b'));
+    t.match(second, { state: 'skipped', skipReason: 'max_attempts' });
+    t.same(await restartCountOf(c.name), before, 'not restarted');
+    t.equal(h.store.record(c.name)?.givenUp, false, 'a healthy container is not given up');
+    t.same(
+      sink.raised.map((e) => e.kind),
+      [],
+      'no escalation and no "recovered" message',
+    );
+    t.equal(await h.metric('autoheal_given_up_containers'), 0);
+  },
+);

@@ -9,6 +9,8 @@ import {
   effectiveAttempts,
   type PolicyContext,
   recordAction,
+  shouldGiveUp,
+  shouldReportFlapping,
 } from '../src/core/policy.js';
 import type { ContainerRecord, ContainerView, Signal } from '../src/core/types.js';
 
@@ -278,4 +280,149 @@ t.test('host actions: breaker and dry run', async (t) => {
   t.equal(decideHost(s, { actionTimes: [] }, true, NOW, ctx).reason, 'in_progress');
   t.equal(decideHost(s, { actionTimes: [], openUntil: NOW + 1 }, false, NOW, ctx).reason, 'circuit_open');
   t.equal(decideHost(s, { actionTimes: [] }, false, NOW, { ...ctx, dryRun: true }).reason, 'dry_run');
+});
+
+// What counts as an attempt (docs/AUTO_REPAIR_GUIDE.md): a skip is not a failure, and only a container
+// that is actually failing (last attempt not verified, not healthy now) is given up.
+t.test('attempts used up: max_attempts, flapping, or given up', async (t) => {
+  const healthy = { state: 'running', health: 'healthy' } as const;
+  const noCheck = { state: 'running', health: 'none' } as const;
+  const unhealthy = { state: 'running', health: 'unhealthy' } as const;
+  const exited = { state: 'exited', health: 'none' } as const;
+  const healedAt = NOW - 60_000;
+  const table: Array<{
+    name: string;
+    r: Partial<ContainerRecord>;
+    c: Partial<ContainerView>;
+    s?: Partial<Signal>;
+    want: string;
+    givenUp: boolean;
+    page?: boolean;
+  }> = [
+    {
+      name: 'last attempt failed, still unhealthy',
+      r: { attempts: 3, lastResult: 'failed' },
+      c: unhealthy,
+      want: 'max_attempts',
+      givenUp: true,
+    },
+    {
+      name: 'last attempt timed out, exited',
+      r: { attempts: 3, lastResult: 'timed_out' },
+      c: exited,
+      want: 'max_attempts',
+      givenUp: true,
+    },
+    {
+      name: 'last attempt interrupted by a restart of the service, unhealthy',
+      r: { attempts: 3, lastResult: 'interrupted' },
+      c: unhealthy,
+      want: 'max_attempts',
+      givenUp: true,
+    },
+    {
+      name: 'last attempt failed, healthy again by itself',
+      r: { attempts: 3, lastResult: 'failed' },
+      c: healthy,
+      want: 'max_attempts',
+      givenUp: false,
+    },
+    {
+      name: 'MAX_RESTART_ATTEMPTS=1: healed, asked again while healthy',
+      r: { attempts: 1, lastResult: 'succeeded', healedAt },
+      c: { ...healthy, labels: { 'autoheal.enable': 'true', 'autoheal.max_attempts': '1' } },
+      s: { source: 'manual' },
+      want: 'max_attempts',
+      givenUp: false,
+    },
+    {
+      name: 'three heals, a late alert while healthy',
+      r: { attempts: 3, lastResult: 'succeeded', healedAt },
+      c: healthy,
+      want: 'max_attempts',
+      givenUp: false,
+    },
+    {
+      name: 'three heals, running without a health check',
+      r: { attempts: 3, lastResult: 'succeeded', healedAt },
+      c: noCheck,
+      want: 'max_attempts',
+      givenUp: false,
+    },
+    {
+      name: 'three heals and failing again: flapping, told once',
+      r: { attempts: 3, lastResult: 'succeeded', healedAt },
+      c: unhealthy,
+      want: 'flapping',
+      givenUp: false,
+      page: true,
+    },
+    {
+      name: 'flapping, already told since the last recovery',
+      r: { attempts: 3, lastResult: 'succeeded', healedAt, flappingAt: healedAt + 1 },
+      c: unhealthy,
+      want: 'flapping',
+      givenUp: false,
+      page: false,
+    },
+    {
+      name: 'flapping: STABLE_PERIOD after the last recovery gives fresh attempts',
+      r: { attempts: 3, lastResult: 'succeeded', healedAt: NOW - 600_000 },
+      c: unhealthy,
+      want: 'ok',
+      givenUp: false,
+    },
+    {
+      name: 'flapping, forced by an operator',
+      r: { attempts: 3, lastResult: 'succeeded', healedAt },
+      c: unhealthy,
+      s: { source: 'manual', force: true },
+      want: 'forced',
+      givenUp: false,
+    },
+    {
+      name: 'failed attempts do not reset STABLE_PERIOD after an old recovery',
+      r: { attempts: 3, lastResult: 'failed', healedAt: NOW - 600_000 },
+      c: unhealthy,
+      want: 'max_attempts',
+      givenUp: true,
+    },
+  ];
+  for (const k of table) {
+    const r = record(k.r);
+    const c = container(k.c);
+    const d = decide({
+      signal: signal(k.s),
+      action: 'restart',
+      container: c,
+      record: r,
+      circuit: { actionTimes: [] },
+      busy: false,
+      now: NOW,
+      ctx,
+    });
+    t.equal(d.reason, k.want, k.name);
+    t.equal(d.reason === 'max_attempts' && shouldGiveUp(r, c), k.givenUp, `${k.name}: given up`);
+    if (k.page !== undefined) t.equal(shouldReportFlapping(r, c), k.page, `${k.name}: a human is told`);
+  }
+});
+
+t.test('effective attempts reset STABLE_PERIOD after a verified recovery', async (t) => {
+  const r = (o: Partial<ContainerRecord>) => record({ attempts: 2, ...o });
+  t.equal(effectiveAttempts(r({ lastResult: 'succeeded', healedAt: NOW - 599_000 }), NOW, cfg.policy), 2);
+  t.equal(effectiveAttempts(r({ lastResult: 'succeeded', healedAt: NOW - 600_000 }), NOW, cfg.policy), 0);
+  t.equal(effectiveAttempts(r({ lastResult: 'failed', healedAt: NOW - 600_000 }), NOW, cfg.policy), 2);
+  t.equal(
+    effectiveAttempts(
+      r({
+        lastResult: 'succeeded',
+        healedAt: NOW - 600_000,
+        inFlight: { action: 'restart', startedAt: NOW, remediationId: 'x' },
+      }),
+      NOW,
+      cfg.policy,
+    ),
+    2,
+    'never while an action runs',
+  );
 });

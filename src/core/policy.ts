@@ -67,11 +67,43 @@ export function cooldownAfter(failures: number, baseMs: number, maxMs: number): 
   return Math.min(baseMs * 2 ** (failures - 1), Math.max(maxMs, baseMs));
 }
 
-/** Attempts count only until the container has stayed healthy for the stable period (kubelet-style reset). */
+/**
+ * Attempts count until the container is stable again (kubelet-style reset): healthy for the stable
+ * period, or the stable period past its last verified recovery with no action since. The second rule
+ * bounds a flapping container's hold: at most max attempts per stable period, then a fresh start.
+ */
 export function effectiveAttempts(r: ContainerRecord | undefined, now: number, p: PolicyConfig): number {
   if (!r) return 0;
-  if (r.healthySince !== undefined && now - r.healthySince >= p.stablePeriodMs && !r.inFlight) return 0;
+  if (r.inFlight) return r.attempts;
+  if (r.healthySince !== undefined && now - r.healthySince >= p.stablePeriodMs) return 0;
+  if (r.lastResult === 'succeeded' && r.healedAt !== undefined && now - r.healedAt >= p.stablePeriodMs)
+    return 0;
   return r.attempts;
+}
+
+/** Healthy as far as the engine says: running, and its health check passing (or it has none). */
+export const isHealthyNow = (c: Pick<ContainerView, 'state' | 'health'>): boolean =>
+  c.state === 'running' && (c.health === 'healthy' || c.health === 'none');
+
+/** Results of an attempt that did not bring the container back ('interrupted': the service died during it). */
+const FAILED_RESULTS = new Set(['failed', 'timed_out', 'interrupted']);
+
+/**
+ * Whether a container whose attempts are used up is given up: only one that is actually failing, i.e.
+ * its last attempt did not verify and it is not healthy now. A healthy container, or one whose last
+ * attempt healed it, is never given up (the skip is only a skip).
+ */
+export function shouldGiveUp(r: ContainerRecord | undefined, c: ContainerView): boolean {
+  return Boolean(r && !r.givenUp && FAILED_RESULTS.has(r.lastResult ?? '') && !isHealthyNow(c));
+}
+
+/**
+ * Whether a flapping skip should tell a human: the container is failing now and nobody was told since
+ * its last verified recovery.
+ */
+export function shouldReportFlapping(r: ContainerRecord | undefined, c: ContainerView): boolean {
+  if (!r || isHealthyNow(c)) return false;
+  return r.flappingAt === undefined || r.flappingAt < (r.healedAt ?? 0);
 }
 
 export function allowedActions(c: ContainerView): ReadonlySet<string> | undefined {
@@ -160,7 +192,21 @@ export function decide(i: DecideInput): Decision {
   if (r?.givenUp) return skip('given_up', 'waiting for recovery or an operator reset');
   const max = maxAttemptsFor(c, ctx.policy);
   const attempts = effectiveAttempts(r, now, ctx.policy);
-  if (attempts >= max) return skip('max_attempts', `${attempts} of ${max} attempts used`);
+  if (attempts >= max) {
+    // Healed each time, and failing again: flapping. Held until the stable period after the last
+    // recovery gives it fresh attempts; it is not given up, since the last attempt did heal it.
+    if (r?.lastResult === 'succeeded' && !isHealthyNow(c)) {
+      const resumes =
+        r.healedAt === undefined
+          ? 'once it stays healthy'
+          : `at ${new Date(r.healedAt + ctx.policy.stablePeriodMs).toISOString()}`;
+      return skip(
+        'flapping',
+        `healed ${attempts} times within ${Math.round(ctx.policy.stablePeriodMs / 1000)}s and failing again; automatic healing resumes ${resumes}`,
+      );
+    }
+    return skip('max_attempts', `${attempts} of ${max} attempts used`);
+  }
   if (r?.nextAllowedAt !== undefined && r.nextAllowedAt > now && attempts > 0) {
     return skip('cooldown_active', `next action allowed in ${Math.ceil((r.nextAllowedAt - now) / 1000)}s`);
   }

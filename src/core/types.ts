@@ -85,7 +85,11 @@ export interface ContainerView {
 /** Durable per-container policy state, keyed by container name (ids change when a container is recreated). */
 export interface ContainerRecord {
   readonly name: string;
-  /** Actions since the container was last seen recovered. */
+  /**
+   * Actions carried out on the container (any source, forced or not, whatever their result; an
+   * interrupted one too) since it was last stable: healthy for STABLE_PERIOD, or STABLE_PERIOD past
+   * its last verified recovery. Skips never count. See "What counts as an attempt" in the guide.
+   */
   readonly attempts: number;
   /** Consecutive failed remediations: drives the exponential cooldown. */
   readonly failures: number;
@@ -97,12 +101,26 @@ export interface ContainerRecord {
   readonly givenUpAt?: number | undefined;
   readonly pausedUntil?: number | undefined;
   readonly healthySince?: number | undefined;
+  /** When the last action on the container was verified as a recovery. */
+  readonly healedAt?: number | undefined;
+  /** When a human was told the container is flapping (at most once per verified recovery). */
+  readonly flappingAt?: number | undefined;
   /** Set when an operator stopped the container on purpose; cleared when it starts again. */
   readonly stoppedByOperator?: boolean | undefined;
-  /** The intent recorded before an action runs; survives a crash of the service. */
+  /**
+   * The intent recorded before an action runs; survives a crash of the service. It names the signal
+   * that asked for it, so that a replay of that signal verifies this action instead of starting another.
+   */
   readonly inFlight?:
-    | { readonly action: ActionName; readonly startedAt: number; readonly remediationId: string }
+    | {
+        readonly action: ActionName;
+        readonly startedAt: number;
+        readonly remediationId: string;
+        readonly signalId?: string | undefined;
+      }
     | undefined;
+  /** The signal whose action was last started on this container (a replay of it is never acted on again). */
+  readonly lastSignalId?: string | undefined;
   readonly incidentId?: string | undefined;
   /** A retry scheduled after a failed remediation; cancelled when its alert resolves. */
   readonly pendingRetry?:
@@ -134,6 +152,7 @@ export const SKIP_REASONS = [
   'in_progress',
   'given_up',
   'max_attempts',
+  'flapping',
   'cooldown_active',
   'circuit_open',
   'already_healthy',

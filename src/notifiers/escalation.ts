@@ -11,6 +11,7 @@ export const ESCALATION_KINDS = [
   'verification_failed',
   'circuit_open',
   'crash_loop',
+  'flapping',
   'alert',
   'recovered',
 ] as const;

@@ -102,6 +102,7 @@ const TITLES: Record<EscalationKind, { icon: string; title: string }> = {
   verification_failed: { icon: '⚠️', title: 'Remediation did not work' },
   circuit_open: { icon: '⛔', title: 'Circuit breaker open: automatic healing paused' },
   crash_loop: { icon: '🔁', title: 'Crash loop' },
+  flapping: { icon: '🔁', title: 'Flapping: healed, then failing again' },
   alert: { icon: '🔥', title: 'Alert' },
   recovered: { icon: '✅', title: 'Recovered' },
 };
@@ -111,6 +112,7 @@ const SHORT: Record<EscalationKind, string> = {
   verification_failed: 'remediation failed',
   circuit_open: 'circuit breaker open',
   crash_loop: 'crash loop',
+  flapping: 'flapping',
   alert: 'alert',
   recovered: 'recovered',
 };
