@@ -202,7 +202,11 @@ function setup(t: Teardown, env: Record<string, string> = {}) {
   const ingested: Signal[] = [];
   const observed: Array<{ view: ContainerView; event?: { stoppedByOperator?: boolean } }> = [];
   const notified: Array<{ signal: Signal; kind: string; detail?: string }> = [];
+  const retried: number[] = [];
   const engine = {
+    retryPending() {
+      retried.push(Date.now());
+    },
     policyContext: {
       scope: config.scope,
       composeProject: undefined,
@@ -237,7 +241,7 @@ function setup(t: Teardown, env: Record<string, string> = {}) {
     { backoffInitialMs: 20, backoffMaxMs: 80, crashLoop: { threshold: 3, windowMs: 60_000 } },
   );
   t.teardown(() => watcher.stop());
-  return { docker, watcher, records, ingested, observed, notified, metrics };
+  return { docker, watcher, records, ingested, observed, notified, metrics, retried };
 }
 
 const until = async (what: string, fn: () => boolean, ms = 2000) => {
@@ -417,5 +421,72 @@ t.test('reconcile catches what the stream missed; WATCHER_HEAL=false only observ
   t.match(
     await off.metrics.registry.metrics(),
     'autoheal_container_healthy{container="sick",service="",project=""} 0',
+  );
+});
+
+t.test(
+  'a given-up container is not signalled at every reconcile (its skip would repeat forever)',
+  async (t) => {
+    const s = setup(t);
+    s.docker.add('sick', { health: 'unhealthy' });
+    s.docker.add('also-sick', { health: 'unhealthy' });
+    s.records.set('sick', { name: 'sick', attempts: 3, failures: 3, givenUp: true, lastResult: 'failed' });
+    s.watcher.start();
+    await until('connected', () => s.watcher.connected);
+    await s.watcher.reconcile();
+    await s.watcher.reconcile();
+    t.same(
+      [...new Set(s.ingested.map((x) => x.target.kind === 'container' && x.target.name))],
+      ['also-sick'],
+      'only the container that is not given up',
+    );
+    t.ok(
+      s.observed.filter((o) => o.view.name === 'sick').length >= 3,
+      'still observed, so its recovery is seen',
+    );
+  },
+);
+
+t.test('the engine is told to retry its waiting signals when the engine answers again', async (t) => {
+  const s = setup(t);
+  s.docker.add('a');
+  s.watcher.start();
+  await until('connected', () => s.watcher.connected);
+  const first = s.retried.length;
+  s.docker.failLists = 2;
+  s.docker.endStream();
+  await until('disconnected', () => !s.watcher.connected);
+  await until('reconnected', () => s.watcher.connected, 3000);
+  t.equal(s.retried.length, first + 1, 'once per reconnect');
+});
+
+t.test('exit 0 of a container whose restart policy does not ask to run again is not a failure', async (t) => {
+  const s = setup(t);
+  for (const id of ['job', 'job-opted-in', 'job-failed', 'daemon', 'service']) s.docker.add(id);
+  const get = (id: string) => s.docker.containers.get(id) as FakeContainer;
+  for (const id of ['job', 'job-opted-in', 'job-failed', 'daemon'])
+    get(id).details = { hasHealthCheck: false };
+  get('job-opted-in').labels = { ...WATCHED, 'autoheal.on_exit_zero': 'stop_start' };
+  get('daemon').details = { restartPolicy: 'unless-stopped', hasHealthCheck: false };
+  s.watcher.start();
+  await until('connected', () => s.watcher.connected);
+  for (const id of ['job', 'job-opted-in', 'job-failed', 'daemon', 'service']) get(id).state = 'exited';
+  s.docker.emit('service', 'die', { exitCode: '0' }); // it has a health check: a service, not a job
+  s.docker.emit('job', 'die', { exitCode: '0' });
+  s.docker.emit('job-opted-in', 'die', { exitCode: '0' });
+  s.docker.emit('job-failed', 'die', { exitCode: '3' });
+  s.docker.emit('daemon', 'die', { exitCode: '0' });
+  await until('the signals', () => s.ingested.length >= 4);
+  await sleep(50);
+  t.same(
+    s.ingested
+      .map((x) => [x.target.kind === 'container' && x.target.name, x.action])
+      .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    [
+      ['daemon', 'restart'],
+      ['job-failed', 'restart'],
+      ['job-opted-in', 'stop_start'],
+      ['service', 'restart'],
+    ],
   );
 });

@@ -10,6 +10,8 @@ export const CONTAINER_LABELS = {
   cooldown: 'autoheal.cooldown',
   stopTimeout: 'autoheal.stop.timeout',
   onUnhealthy: 'autoheal.on_unhealthy',
+  /** An exit 0 of a container whose restart policy is no or on-failure is a failure only with this set. */
+  onExitZero: 'autoheal.on_exit_zero',
   startPeriod: 'autoheal.start_period',
   protect: 'autoheal.protect',
   pausedUntil: 'autoheal.paused_until',
@@ -27,6 +29,8 @@ export const ALERT_LABELS = {
   service: ['service', 'container_label_com_docker_compose_service'],
   project: ['project', 'container_label_com_docker_compose_project'],
   host: ['host', 'nodename', 'node'],
+  /** The scrape target; its host part names the host when no host label does (see core/host.ts). */
+  instance: 'instance',
 } as const;
 
 /** The label every container made by the test suite carries, so teardown can find them all. */

@@ -3,7 +3,14 @@
 import { randomUUID } from 'node:crypto';
 import { parseDuration } from '../core/duration.js';
 import { CONTAINER_LABELS } from '../core/labels.js';
-import type { Condition, ContainerView, HealthStatus, Signal } from '../core/types.js';
+import {
+  type ActionName,
+  type Condition,
+  type ContainerView,
+  type HealthStatus,
+  isAction,
+  type Signal,
+} from '../core/types.js';
 
 /** The metric-friendly name of an engine action: `health_status: unhealthy` counts as `health_status`. */
 export const eventKind = (action: string): string => {
@@ -18,10 +25,19 @@ export function healthFromAction(action: string): HealthStatus | undefined {
   return status === 'healthy' || status === 'unhealthy' || status === 'starting' ? status : undefined;
 }
 
-/** The failure signal of a watched container; the action is its autoheal.on_unhealthy label, or restart. */
+/**
+ * The failure signal of a watched container; the action is the one given (an exit 0 opted in), else its
+ * autoheal.on_unhealthy label, else restart.
+ */
 export function watcherSignal(
   c: Pick<ContainerView, 'name' | 'labels'>,
-  o: { source: 'docker_event' | 'reconcile'; condition: Condition; now: number; reason: string },
+  o: {
+    source: 'docker_event' | 'reconcile';
+    condition: Condition;
+    now: number;
+    reason: string;
+    action?: string | undefined;
+  },
 ): Signal {
   return {
     id: randomUUID(),
@@ -30,7 +46,7 @@ export function watcherSignal(
     receivedAt: o.now,
     condition: o.condition,
     target: { kind: 'container', name: c.name },
-    action: c.labels[CONTAINER_LABELS.onUnhealthy] ?? 'restart',
+    action: o.action ?? c.labels[CONTAINER_LABELS.onUnhealthy] ?? 'restart',
     params: {},
     labels: {},
     annotations: {},
@@ -59,4 +75,48 @@ export const healthyValue = (c: Pick<ContainerView, 'state' | 'health'>): number
 export function startPeriodOf(c: Pick<ContainerView, 'labels'>, defaultMs: number): number {
   const v = c.labels[CONTAINER_LABELS.startPeriod];
   return (v === undefined ? undefined : parseDuration(v)) ?? defaultMs;
+}
+
+/** Restart policies under which a container is meant to keep running, so any exit of it is a failure. */
+const RUNS_FOREVER = new Set(['always', 'unless-stopped']);
+
+/**
+ * What an autoheal.on_exit_zero label says about an exit with code 0: heal it with this action
+ * (restart, stop_start), 'none' (never), or undefined (no label: the default rule decides).
+ */
+export function exitZeroAction(labels: Readonly<Record<string, string>>): ActionName | undefined {
+  const v = labels[CONTAINER_LABELS.onExitZero]?.trim();
+  return v && isAction(v) && v !== 'cleanup' ? v : undefined;
+}
+
+/**
+ * Whether an exit is a failure to heal. A non-zero code, an unknown one or an out-of-memory kill is.
+ * Exit code 0 is a job that finished (a one-shot, a migration) unless the container is meant to keep
+ * running: its restart policy asks to run it again (always, unless-stopped), or it has a health check
+ * (a service, not a job). The autoheal.on_exit_zero label overrides both ways (an action: heal; none: never).
+ */
+export function isFailedExit(o: {
+  readonly exitCode: number | undefined;
+  readonly oomKilled?: boolean | undefined;
+  readonly restartPolicy: string | undefined;
+  readonly hasHealthCheck?: boolean | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+}): boolean {
+  if (o.oomKilled) return true;
+  if (o.exitCode === undefined || Number.isNaN(o.exitCode) || o.exitCode !== 0) return true;
+  const label = exitZeroAction(o.labels);
+  if (label !== undefined) return label !== 'none';
+  return RUNS_FOREVER.has(o.restartPolicy ?? 'no') || o.hasHealthCheck === true;
+}
+
+/** The action for an exit 0 that is healed: the label's when it names one. */
+export function exitZeroHealAction(labels: Readonly<Record<string, string>>): ActionName | undefined {
+  const a = exitZeroAction(labels);
+  return a === 'none' ? undefined : a;
+}
+
+/** The exit code in a listing's status ("Exited (0) 5 seconds ago"); undefined when it shows none. */
+export function exitCodeFromStatus(status: string | undefined): number | undefined {
+  const m = /^Exited \((-?\d+)\)/.exec(status ?? '');
+  return m?.[1] === undefined ? undefined : Number(m[1]);
 }

@@ -23,8 +23,11 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../state/store.js';
 import {
   eventKind,
+  exitCodeFromStatus,
+  exitZeroHealAction,
   healthFromAction,
   healthyValue,
+  isFailedExit,
   seriesLabels,
   startPeriodOf,
   watcherSignal,
@@ -33,7 +36,9 @@ import {
 export interface WatcherDeps {
   readonly config: Pick<Config, 'watchdogIntervalMs' | 'watcherHeal' | 'startPeriodMs' | 'dockerHost'>;
   readonly docker: DockerClient;
-  readonly engine: Pick<Engine, 'ingest' | 'observe' | 'notifyOnly' | 'policyContext'>;
+  readonly engine: Pick<Engine, 'ingest' | 'observe' | 'notifyOnly' | 'policyContext'> &
+    // Told when the engine answers again, so that signals kept waiting for it are decided at once.
+    Partial<Pick<Engine, 'retryPending'>>;
   /** Read only: the engine's record says whether a kill/stop event is our own remediation. */
   readonly store: Pick<Store, 'record'>;
   readonly metrics: Metrics;
@@ -64,6 +69,8 @@ interface Tracked {
   startedAt: number | undefined;
   restartCount: number | undefined;
   restartPolicy: string | undefined;
+  /** From inspect: a container with a health check is a service, meant to keep running. */
+  hasHealthCheck: boolean | undefined;
   inspected: boolean;
   /** The label values last published, so a rename or removal can drop the old series. */
   series: Series | undefined;
@@ -213,6 +220,11 @@ export class Watcher {
     this.reported = true;
     this.isConnected = ok;
     if (ok) {
+      try {
+        this.d.engine.retryPending?.();
+      } catch (err) {
+        this.d.log.error({ err }, 'cannot retry the signals waiting for the engine');
+      }
       this.d.log.info(
         { event: 'docker_connected', dockerHost: this.d.config.dockerHost, watched: this.known.size },
         'following the docker engine event stream',
@@ -340,11 +352,27 @@ export class Watcher {
     }
     this.d.engine.observe(this.view(k));
     const oom = details.oomKilled || k.oomAt !== undefined;
+    const code = Number.isNaN(exitCode) ? details.exitCode : exitCode;
+    const failed = isFailedExit({
+      exitCode: code,
+      oomKilled: oom,
+      restartPolicy: k.restartPolicy,
+      hasHealthCheck: details.hasHealthCheck,
+      labels: k.labels,
+    });
+    if (!failed) {
+      this.d.log.info(
+        { event: 'exited', container: k.name, exitCode: code, restartPolicy: k.restartPolicy },
+        `${k.name} finished (exit code 0, restart policy ${k.restartPolicy}): not a failure`,
+      );
+      return;
+    }
     this.signal(
       k,
       'exited',
       'docker_event',
-      `exited with code ${Number.isNaN(exitCode) ? details.exitCode : exitCode}${oom ? ' (out of memory)' : ''}`,
+      `exited with code ${code}${oom ? ' (out of memory)' : ''}`,
+      code === 0 ? exitZeroHealAction(k.labels) : undefined,
     );
   }
 
@@ -386,10 +414,13 @@ export class Watcher {
     condition: Condition,
     source: 'docker_event' | 'reconcile',
     reason: string,
+    action?: string,
   ): void {
     if (!this.d.config.watcherHeal) return;
     try {
-      this.d.engine.ingest([watcherSignal(k, { source, condition, now: this.d.clock.now(), reason })]);
+      this.d.engine.ingest([
+        watcherSignal(k, { source, condition, now: this.d.clock.now(), reason, action }),
+      ]);
     } catch (err) {
       this.d.log.error({ err, container: k.name, condition }, 'cannot record a watcher signal');
     }
@@ -444,18 +475,35 @@ export class Watcher {
       this.publish(k);
       const view = this.view(k);
       this.d.engine.observe(view, c.state === 'running' ? { stoppedByOperator: false } : undefined);
-      if (c.state === 'running' && c.health === 'unhealthy') {
+      const exitCode = exitCodeFromStatus(c.status);
+      // A given-up container waits for a human or its recovery (observe above sees that): signalling it
+      // at every pass would only add the same skip to its log and incident, forever.
+      const givenUp = this.d.store.record(k.name)?.givenUp === true;
+      if (!givenUp && c.state === 'running' && c.health === 'unhealthy') {
         this.signal(k, 'unhealthy', 'reconcile', 'unhealthy at reconcile');
       } else if (
+        !givenUp &&
         wasRunning &&
         c.state === 'exited' &&
+        isFailedExit({
+          exitCode,
+          restartPolicy: k.restartPolicy,
+          hasHealthCheck: k.hasHealthCheck,
+          labels: k.labels,
+        }) &&
         k.operatorStopAt === undefined &&
         !this.d.store.record(k.name)?.stoppedByOperator &&
         !this.isOurs(k.name, this.d.clock.now()) &&
         !inCrashLoop(k.history, this.d.clock.now(), this.opts.crashLoop)
       ) {
         // Running at the last look and exited now, with no event seen: the stream missed its exit.
-        this.signal(k, 'exited', 'reconcile', 'exited (seen at reconcile)');
+        this.signal(
+          k,
+          'exited',
+          'reconcile',
+          'exited (seen at reconcile)',
+          exitCode === 0 ? exitZeroHealAction(k.labels) : undefined,
+        );
       }
     }
     for (const k of [...this.known.values()]) if (!seen.has(k.id)) this.forget(k);
@@ -490,9 +538,13 @@ export class Watcher {
 
   private absorb(
     k: Tracked,
-    d: Pick<ContainerView, 'state' | 'health' | 'startedAt' | 'restartCount'> & { restartPolicy: string },
+    d: Pick<ContainerView, 'state' | 'health' | 'startedAt' | 'restartCount'> & {
+      restartPolicy: string;
+      hasHealthCheck?: boolean;
+    },
   ): void {
     k.inspected = true;
+    if (d.hasHealthCheck !== undefined) k.hasHealthCheck = d.hasHealthCheck;
     k.state = d.state;
     k.health = d.health;
     k.startedAt = d.startedAt ?? k.startedAt;
@@ -533,6 +585,7 @@ export class Watcher {
       startedAt: undefined,
       restartCount: undefined,
       restartPolicy: undefined,
+      hasHealthCheck: undefined,
       inspected: false,
       series: undefined,
       operatorStopAt: undefined,
