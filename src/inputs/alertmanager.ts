@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { type Static, Type } from 'typebox';
 import { ALERT_LABELS } from '../core/labels.js';
 import { type CompiledRule, matchRule } from '../core/rules.js';
-import { hostFromLabels, targetFromLabels } from '../core/targets.js';
+import { alertHost } from '../core/host.js';
+import { targetFromLabels } from '../core/targets.js';
 import type { Signal } from '../core/types.js';
 
 const StringMap = Type.Record(Type.String(), Type.String());
@@ -66,7 +67,7 @@ export function alertToSignal(
     fingerprint: alert.fingerprint,
     startsAt: alert.startsAt,
     severity: labels[ALERT_LABELS.severity],
-    host: hostFromLabels(labels),
+    host: alertHost(labels),
     generatorURL: alert.generatorURL,
     externalURL: payload.externalURL,
   };
