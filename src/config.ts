@@ -10,8 +10,8 @@ const Bool = (def: boolean, description: string) =>
     description,
   });
 
-const Seconds = (def: number, description: string, minimum = 0) =>
-  Type.Integer({ minimum, maximum: 31_536_000, default: def, description: `${description} (seconds)` });
+const Seconds = (def: number, description: string, minimum = 0, maximum = 31_536_000) =>
+  Type.Integer({ minimum, maximum, default: def, description: `${description} (seconds)` });
 
 /** Every variable the service reads, with its default. `.env.example` and the README table follow this. */
 export const EnvSchema = Type.Object({
@@ -43,6 +43,31 @@ export const EnvSchema = Type.Object({
     maximum: 67_108_864,
     default: 1_048_576,
     description: 'Largest accepted webhook body (bytes)',
+  }),
+  HTTP_REQUEST_TIMEOUT: Seconds(
+    30,
+    'Time a client has to send one whole request, body included; then it is cut off',
+    1,
+    86_400,
+  ),
+  HTTP_HEADERS_TIMEOUT: Seconds(
+    10,
+    'Time a client has to send the request headers (at most HTTP_REQUEST_TIMEOUT)',
+    1,
+    86_400,
+  ),
+  HTTP_KEEP_ALIVE_TIMEOUT: Seconds(65, 'An idle keep-alive connection is closed after this time', 1, 86_400),
+  HTTP_MAX_CONNECTIONS: Type.Integer({
+    minimum: 1,
+    maximum: 65_535,
+    default: 256,
+    description: 'Open HTTP connections in all; more are closed at once (file descriptors stay for Docker)',
+  }),
+  HTTP_MAX_CONNECTIONS_PER_CLIENT: Type.Integer({
+    minimum: 1,
+    maximum: 65_535,
+    default: 32,
+    description: 'Open HTTP connections from one address (IPv6: one /64); more are closed at once',
   }),
   ADMIN_TOKEN: Type.Optional(
     Type.String({ minLength: 16, description: 'Token for the admin API and the CLI' }),
@@ -110,6 +135,18 @@ export const EnvSchema = Type.Object({
     default: './logs/auto_repair.log',
     description: 'Audit log (JSON lines); empty: stdout only',
   }),
+  LOG_MAX_BYTES: Type.Integer({
+    minimum: 4096,
+    maximum: 68_719_476_736,
+    default: 52_428_800,
+    description: 'The audit log is rotated before it grows past this size (bytes)',
+  }),
+  LOG_MAX_FILES: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 5,
+    description: 'Audit log files kept, the current one included (LOG_FILE, LOG_FILE.1, ...)',
+  }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info', description: 'Log level' },
@@ -159,6 +196,7 @@ export interface Config {
   readonly webhookToken: string | undefined;
   readonly webhookBodyLimit: number;
   readonly adminToken: string | undefined;
+  readonly http: HttpLimits;
   readonly scope: WatchScope;
   readonly composeProject: string | undefined;
   readonly nodeName: string | undefined;
@@ -177,9 +215,20 @@ export interface Config {
   readonly schedules: string;
   readonly dataDir: string;
   readonly logFile: string;
+  readonly logMaxBytes: number;
+  readonly logMaxFiles: number;
   readonly logLevel: Env['LOG_LEVEL'];
   readonly telegram: TelegramConfig;
   readonly shutdownGraceMs: number;
+}
+
+/** What one client, and all clients together, may hold of the HTTP server (ms and counts). */
+export interface HttpLimits {
+  readonly requestTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerClient: number;
 }
 
 export interface PolicyConfig {
@@ -273,6 +322,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.WATCH_SCOPE === 'project' && !e.COMPOSE_PROJECT) {
     throw new ConfigError('COMPOSE_PROJECT: required when WATCH_SCOPE=project');
   }
+  if (e.HTTP_HEADERS_TIMEOUT > e.HTTP_REQUEST_TIMEOUT) {
+    throw new ConfigError(
+      `HTTP_HEADERS_TIMEOUT: must not exceed HTTP_REQUEST_TIMEOUT (${e.HTTP_REQUEST_TIMEOUT}), got ${e.HTTP_HEADERS_TIMEOUT}`,
+    );
+  }
+  if (e.HTTP_MAX_CONNECTIONS_PER_CLIENT > e.HTTP_MAX_CONNECTIONS) {
+    throw new ConfigError(
+      `HTTP_MAX_CONNECTIONS_PER_CLIENT: must not exceed HTTP_MAX_CONNECTIONS (${e.HTTP_MAX_CONNECTIONS}), got ${e.HTTP_MAX_CONNECTIONS_PER_CLIENT}`,
+    );
+  }
   const webhookToken = readSecret(env, 'WEBHOOK_TOKEN');
   const adminToken = readSecret(env, 'ADMIN_TOKEN');
   const botToken = readSecret(env, 'TELEGRAM_BOT_TOKEN');
@@ -290,6 +349,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     webhookToken,
     webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
     adminToken,
+    http: Object.freeze({
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT * 1000,
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT * 1000,
+      keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT * 1000,
+      maxConnections: e.HTTP_MAX_CONNECTIONS,
+      maxConnectionsPerClient: e.HTTP_MAX_CONNECTIONS_PER_CLIENT,
+    }),
     scope: e.WATCH_SCOPE,
     composeProject: e.COMPOSE_PROJECT,
     nodeName: e.NODE_NAME,
@@ -320,6 +386,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     schedules: e.SCHEDULES,
     dataDir: e.DATA_DIR,
     logFile: e.LOG_FILE,
+    logMaxBytes: e.LOG_MAX_BYTES,
+    logMaxFiles: e.LOG_MAX_FILES,
     logLevel: e.LOG_LEVEL,
     telegram: Object.freeze({
       botToken,
@@ -334,6 +402,24 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shutdownGraceMs: e.SHUTDOWN_GRACE * 1000,
   };
   return Object.freeze(config);
+}
+
+/**
+ * Every secret the service knows, for the scrubbers of the log and of the notifiers: the tokens, and
+ * the password of a URL that carries one (a Bot API proxy, a Docker engine behind basic auth).
+ */
+export function secretsOf(config: Config): string[] {
+  const out: string[] = [];
+  for (const s of [config.webhookToken, config.adminToken, config.telegram.botToken]) if (s) out.push(s);
+  for (const u of [config.telegram.apiUrl, config.dockerHost]) {
+    try {
+      const url = new URL(u);
+      if (url.password) out.push(decodeURIComponent(url.password));
+    } catch {
+      // not a URL with credentials
+    }
+  }
+  return out;
 }
 
 /** A Config for tests and tools: the defaults, overridden by the given variables. */

@@ -280,6 +280,18 @@ function digestLine(e: Escalation): string {
   }`;
 }
 
+/** The note under a message sent again after an attempt that may have arrived (no answer came back). */
+export const RESENT_NOTE =
+  '↻ Sent again: an earlier attempt got no answer from Telegram and may have arrived already.';
+
+/** The message with RESENT_NOTE at its end; the message is cut, never the note. */
+export function markResent(text: string, html: boolean, limit = TELEGRAM_TEXT_LIMIT): string {
+  const room = Math.max(0, limit - RESENT_NOTE.length - 2);
+  return html
+    ? `${truncateHtml(text, room)}\n\n<i>${escapeHtml(RESENT_NOTE)}</i>`
+    : `${cutPlain(text, room)}\n\n${RESENT_NOTE}`;
+}
+
 /** Free text from an operator or a job: shown as written, so every character is escaped. */
 export function formatText(text: string, o: FormatOptions = {}): string {
   return escapeHtml(cutPlain(text, o.limit ?? TELEGRAM_TEXT_LIMIT));

@@ -3,7 +3,7 @@
 // so once at start-up, and escalations stay in the audit log and the metrics.
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import type { Config } from '../config.js';
+import { type Config, secretsOf } from '../config.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Metrics } from '../metrics.js';
 import { type Escalation, type EscalationSink, LogEscalationSink, type TextNotifier } from './escalation.js';
@@ -112,6 +112,8 @@ export function createNotifier(config: Config, deps: NotifierDeps): Notifier {
     apiUrl: tg.apiUrl,
     dispatcher: deps.dispatcher,
     timeoutMs: deps.timeoutMs,
+    // A token that came in through an alert label, a reason or free text never reaches a chat.
+    secrets: secretsOf(config),
   });
   const outbox = new Outbox({
     ...deps.tuning,

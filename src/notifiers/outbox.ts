@@ -4,7 +4,21 @@
 // raised is lost by a crash; it never waits for the network. Escalations that arrive close together
 // are held for a short quiet window and become one digest message; the messages, one per chat, are
 // journalled too and deleted only once the channel accepted them, so a restart delivers what was
-// pending (at least once: a crash between Telegram's reply and our delete is the only way to repeat).
+// pending. Every secret is scrubbed from what is handed in before it is journalled or formatted.
+//
+// Delivery is at least once: no page is lost to a fault, and a page can arrive twice. Telegram's
+// sendMessage has no idempotency key, so when it is unknown whether an attempt arrived, the message
+// is sent again rather than risk a lost page: an on-call engineer can dismiss a repeat, not read a
+// message that never came. The cases that can repeat a message, and only these:
+//   - an attempt that timed out after the connection was made (no answer in time), or whose
+//     connection closed before the answer: Telegram may have delivered it;
+//   - an attempt cut short by close() (shutdown) after its grace, or by a crash (kill -9, power) while
+//     it was in flight or after Telegram's answer and before our delete;
+//   - a 5xx from a proxy in front of the Bot API that had in fact passed the message on.
+// Each attempt is journalled as in flight before it starts, so after all but the last case the resend
+// carries a note saying it may be a repeat. Failures before a connection (refused, DNS, connect
+// timeout, TLS) and answers that refuse the message (429, 4xx, Telegram's own 5xx) repeat nothing.
+//
 // Delivery: at most one message per interval per chat, in order; network errors and 5xx retried with
 // back-off; a 429 waits the retry_after it names; messages that can never go through are dropped,
 // logged and counted. The loop owns its timers (unref'd) and stops on close().
@@ -12,9 +26,10 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { Metrics } from '../metrics.js';
+import { scrubDeep } from '../logger.js';
 import { Journal } from '../state/journal.js';
 import type { Escalation } from './escalation.js';
-import { formatDigest, formatEscalation, formatText, htmlToPlain } from './format.js';
+import { formatDigest, formatEscalation, formatText, htmlToPlain, markResent } from './format.js';
 import type { SendOutcome, TelegramMessage } from './telegram.js';
 
 export interface OutboxChat {
@@ -41,6 +56,10 @@ export interface OutboxMessage {
   /** The escalations this message carries: after a crash they are not batched a second time. */
   readonly sources: ReadonlyArray<string>;
   readonly lastError?: string | undefined;
+  /** An attempt is under way (journalled before it starts): found after a restart, it may have arrived. */
+  readonly sending?: boolean | undefined;
+  /** An earlier attempt may have arrived: what is sent next says it may be a repeat. */
+  readonly uncertain?: boolean | undefined;
 }
 
 interface PendingEscalation {
@@ -130,10 +149,18 @@ export class Outbox {
     for (const m of this.messages.values()) for (const id of m.sources) batched.add(id);
     for (const id of [...this.escalations.keys()]) if (batched.has(id)) this.remove(ESCALATIONS, id);
     // A restart is when a fixed setting or a recovered network shows: try at once, except where
-    // Telegram named a wait (breaking a 429's retry_after earns longer bans).
+    // Telegram named a wait (breaking a 429's retry_after earns longer bans). An attempt that was in
+    // flight when the process stopped may have arrived: the resend says so.
     for (const m of this.messages.values()) {
-      if (m.notBefore !== undefined && !m.rateLimited)
-        this.messages.set(m.id, { ...m, notBefore: undefined });
+      const retryNow = m.notBefore !== undefined && !m.rateLimited;
+      if (retryNow || m.sending) {
+        this.messages.set(m.id, {
+          ...m,
+          notBefore: retryNow ? undefined : m.notBefore,
+          sending: undefined,
+          uncertain: m.uncertain || m.sending,
+        });
+      }
     }
     if (this.escalations.size > 0 || this.messages.size > 0) {
       o.log.info(
@@ -155,7 +182,9 @@ export class Outbox {
   }
 
   /** Durably records an escalation for the next batch. Synchronous, never throws, never waits. */
-  addEscalation(e: Escalation): void {
+  addEscalation(raised: Escalation): void {
+    // A token in a label, a reason or a health-check output is masked before it is written anywhere.
+    const e = scrubDeep(raised, (text) => this.o.sender.scrub(text)) as Escalation;
     if (this.closed) {
       this.o.log.warn(
         { event: 'notification', result: 'dropped', escalation: e },
@@ -186,7 +215,7 @@ export class Outbox {
   addText(text: string, opts: { silent?: boolean } = {}): string {
     const id = randomUUID();
     if (this.closed) throw new Error('the notifier is closed');
-    this.queue(id, formatText(text), true, opts.silent ?? false, []);
+    this.queue(id, formatText(this.o.sender.scrub(text)), true, opts.silent ?? false, []);
     this.pump();
     return id;
   }
@@ -326,14 +355,15 @@ export class Outbox {
     this.gauge();
   }
 
-  private deliver(chat: string, m: OutboxMessage, now: number): void {
+  private deliver(chat: string, queued: OutboxMessage, now: number): void {
     const abort = new AbortController();
     this.chatNextAt.set(chat, now + this.t.minIntervalMs);
+    // Journalled as in flight first: after a crash from here on, the message may have arrived.
+    const m: OutboxMessage = { ...queued, sending: true };
+    this.persist(MESSAGES, m.id, m);
+    const text = m.uncertain ? markResent(m.text, m.html) : m.text;
     const done = this.o.sender
-      .send(
-        { chatId: m.chatId, topicId: m.topicId, text: m.text, html: m.html, silent: m.silent },
-        abort.signal,
-      )
+      .send({ chatId: m.chatId, topicId: m.topicId, text, html: m.html, silent: m.silent }, abort.signal)
       .catch(
         (err: unknown): SendOutcome => ({
           result: 'retry',
@@ -342,7 +372,7 @@ export class Outbox {
       )
       .then((outcome) => {
         this.inflight.delete(chat);
-        // Aborted by close(): the message stays in the journal untouched.
+        // Aborted by close(): the message stays in the journal, marked in flight (it may have arrived).
         if (abort.signal.aborted) return;
         this.settle(m, outcome);
         this.pump();
@@ -375,8 +405,18 @@ export class Outbox {
         notBefore,
         rateLimited: outcome.retryAfterMs !== undefined,
         lastError: outcome.reason,
+        sending: undefined,
+        uncertain: m.uncertain || outcome.maybeDelivered,
       });
       metrics.notifications.inc({ channel: this.channel, result: 'retried' });
+      if (outcome.maybeDelivered) {
+        log.warn(
+          { ...base, result: 'retried', reason: outcome.reason, retryInMs: delay, maybeDelivered: true },
+          `notification to chat ${m.chatId}: no answer after it was sent (${outcome.reason}), so it may ` +
+            `have arrived; sending it again in ${delay} ms, marked as a possible repeat`,
+        );
+        return;
+      }
       const hint =
         outcome.status === 401
           ? ': the Bot API refuses the token; check TELEGRAM_BOT_TOKEN (the message waits for a restart)'
@@ -397,6 +437,7 @@ export class Outbox {
         html: false,
         text: htmlToPlain(m.text),
         lastError: outcome.reason,
+        sending: undefined,
       });
       metrics.notifications.inc({ channel: this.channel, result: 'retried' });
       log.warn(
@@ -406,7 +447,13 @@ export class Outbox {
       return;
     }
     if (outcome.migrateTo && outcome.migrateTo !== m.chatId) {
-      this.persist(MESSAGES, m.id, { ...m, attempts, chatId: outcome.migrateTo, lastError: outcome.reason });
+      this.persist(MESSAGES, m.id, {
+        ...m,
+        attempts,
+        chatId: outcome.migrateTo,
+        lastError: outcome.reason,
+        sending: undefined,
+      });
       metrics.notifications.inc({ channel: this.channel, result: 'retried' });
       log.warn(
         { ...base, result: 'retried', migrateTo: outcome.migrateTo },

@@ -1,9 +1,10 @@
 // The Telegram Bot API as a sender: one sendMessage call, classified into what the outbox should do
 // next (done, retry later, give up). It owns the HTTP client (undici, injectable dispatcher, a timeout on
 // every call) and keeps the bot token out of every string it returns: the token is part of the URL,
-// and undici's errors and some proxies' error pages quote the URL.
+// and undici's errors and some proxies' error pages quote the URL. No configured secret leaves in a
+// message either: the text is scrubbed once more right before it is sent.
 import { Agent, type Dispatcher, request } from 'undici';
-import { scrubSecrets } from '../logger.js';
+import { CENSOR, createScrubber } from '../logger.js';
 
 export interface TelegramMessage {
   readonly chatId: string;
@@ -22,6 +23,12 @@ export type SendOutcome =
       readonly reason: string;
       readonly status?: number;
       readonly retryAfterMs?: number;
+      /**
+       * The request may have reached Telegram and been delivered: it failed after the connection was
+       * made (a timeout waiting for the answer, a connection closed before the answer, an abort).
+       * Telegram's sendMessage has no idempotency key, so only a resend can make sure it arrives.
+       */
+      readonly maybeDelivered?: boolean;
     }
   /** Will never work as it is: bad chat, bot blocked or removed, message refused. */
   | {
@@ -42,6 +49,30 @@ export interface TelegramNotifierOptions {
   readonly dispatcher?: Dispatcher | undefined;
   /** Upper bound of one call, connect to last byte (ms). */
   readonly timeoutMs?: number | undefined;
+  /** Every other configured secret (the webhook and admin tokens, ...): kept out of messages and logs. */
+  readonly secrets?: ReadonlyArray<string | undefined> | undefined;
+}
+
+/** Errors that mean the request never left: no connection was made, so nothing can have arrived. */
+const NEVER_SENT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_INVALID_ARG',
+]);
+
+function neverSent(err: Error & { code?: string; cause?: unknown }): boolean {
+  const code = err.code ?? (err.cause as { code?: string } | undefined)?.code;
+  if (!code) return false;
+  // A failed TLS handshake also comes before the request.
+  return NEVER_SENT.has(code) || /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_)/.test(code);
 }
 
 interface BotApiReply {
@@ -55,7 +86,8 @@ export class TelegramNotifier {
   private readonly dispatcher: Dispatcher;
   private readonly ownsDispatcher: boolean;
   private readonly timeoutMs: number;
-  private readonly secrets: string[];
+  private readonly scrubLog: (text: string) => string;
+  private readonly scrubHtml: (text: string) => string;
 
   constructor(private readonly o: TelegramNotifierOptions) {
     this.timeoutMs = o.timeoutMs ?? 10_000;
@@ -68,13 +100,16 @@ export class TelegramNotifier {
         bodyTimeout: this.timeoutMs,
         keepAliveTimeout: 30_000,
       });
-    // The token as it may appear in text: plain, and percent-encoded as some errors print URLs.
-    this.secrets = [o.token, encodeURIComponent(o.token)];
+    // Every form of the token (plain, percent-encoded as some errors print URLs, its secret half) and
+    // of the other secrets; in HTML the mask must itself be valid HTML.
+    const secrets = [o.token, ...(o.secrets ?? [])];
+    this.scrubLog = createScrubber(secrets);
+    this.scrubHtml = createScrubber(secrets, CENSOR.replace('<', '&lt;').replace('>', '&gt;'));
   }
 
-  /** Masks the token in any text that may reach a log line, an error or the outbox. */
+  /** Masks every secret in any text that may reach a log line, an error, the outbox or a message. */
   scrub(text: string): string {
-    return scrubSecrets(text, this.secrets);
+    return this.scrubLog(text);
   }
 
   /** Sends one message. Never throws and never rejects: every failure becomes an outcome. */
@@ -82,7 +117,8 @@ export class TelegramNotifier {
     const body: Record<string, unknown> = {
       chat_id:
         /^-?[0-9]+$/.test(m.chatId) && Number.isSafeInteger(Number(m.chatId)) ? Number(m.chatId) : m.chatId,
-      text: m.text,
+      // The outbox scrubbed what it was handed; this is the last line of defence.
+      text: m.html ? this.scrubHtml(m.text) : this.scrubLog(m.text),
       // Links to Alertmanager and Prometheus would otherwise add a large, useless preview card.
       link_preview_options: { is_disabled: true },
     };
@@ -108,7 +144,11 @@ export class TelegramNotifier {
     } catch (err) {
       const e = err as Error & { code?: string };
       const what = timeout.aborted ? `timed out after ${this.timeoutMs} ms` : e.message;
-      return { result: 'retry', reason: this.scrub(`network error: ${e.code ? `${e.code} ` : ''}${what}`) };
+      return {
+        result: 'retry',
+        reason: this.scrub(`network error: ${e.code ? `${e.code} ` : ''}${what}`),
+        ...(neverSent(e) ? {} : { maybeDelivered: true }),
+      };
     }
     let reply: BotApiReply = {};
     try {
