@@ -1,5 +1,6 @@
 // The process: load config, build dependencies, buildApp, listen, start inputs, shut down gracefully.
 // The only module that reads process.env or listens.
+import { resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
@@ -9,10 +10,11 @@ import { DockerodeClient } from './docker/dockerode-client.js';
 import { Engine } from './engine.js';
 import { Watcher } from './inputs/watcher.js';
 import { parseSchedules, type ScheduleEntry, Scheduler } from './inputs/schedules.js';
-import { createLogger } from './logger.js';
+import { createLogger, loggerOptions } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { createNotifier } from './notifiers/index.js';
 import { detectSelfContainerId } from './self.js';
+import { StateOpenError } from './state/journal.js';
 import { Store } from './state/store.js';
 import { VERSION } from './version.js';
 
@@ -32,11 +34,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger({
-    level: config.logLevel,
-    file: config.logFile,
-    secrets: [config.webhookToken, config.adminToken, config.telegram.botToken],
-  });
+  const log = createLogger(loggerOptions(config));
   let rules: ReturnType<typeof loadRulesFile> = [];
   if (config.rulesFile) {
     try {
@@ -49,9 +47,25 @@ async function main(): Promise<void> {
   const metrics = createMetrics(new Registry());
   metrics.buildInfo.set({ version: VERSION, node: process.version }, 1);
   const docker = new DockerodeClient(config.dockerHost, config.dockerTimeoutMs);
-  const store = new Store(config.dataDir, log);
-  // Telegram behind a durable outbox when configured; otherwise the audit log only (said once here).
-  const notifier = createNotifier(config, { log, metrics });
+  let store: Store;
+  let notifier: ReturnType<typeof createNotifier>;
+  try {
+    store = new Store(config.dataDir, log);
+    // Telegram behind a durable outbox when configured; otherwise the audit log only (said once here).
+    notifier = createNotifier(config, { log, metrics });
+  } catch (err) {
+    // Without durable state no promise holds (attempts, cooldowns, de-duplication): refuse to start.
+    if (!(err instanceof StateOpenError)) throw err;
+    const dir = resolve(config.dataDir);
+    process.stderr.write(
+      `autoheal-nexus: DATA_DIR ${dir} cannot be used (${err.message}); the service keeps its state ` +
+        `there and cannot start without it. Mount a writable volume at ${dir} or set DATA_DIR to a ` +
+        'writable directory.\n',
+    );
+    process.exit(2);
+  }
+  // Caps on closed incidents and remediations, expiry of de-duplication keys: now and on a timer.
+  store.startPruning(systemClock);
   const engine = new Engine({
     config,
     docker,

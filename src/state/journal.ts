@@ -1,17 +1,28 @@
 // A small durable key-value log: every change is appended as one JSON line with a synchronous write, so
 // it survives kill -9 of the service (the line is in the kernel before the action it records runs).
 //
+// A write is complete or refused: a partial write is continued, and a write the disk refuses (full,
+// I/O error) is cut back to where it started, so no torn line stays behind and the caller gets a
+// StateWriteError (the webhook answers 503 and Alertmanager retries) instead of an acknowledgement.
+//
 // Compaction writes the live state as a snapshot (JSON lines too) to a temporary file, fsyncs it and
 // renames it into place. While the service runs it happens in the background, a chunk per event-loop
 // turn, so a large state never stalls requests: new changes go to a fresh journal at once and the old
 // one (`.prev`) is removed only after the snapshot that covers it is in place. Start-up replays
 // snapshot, `.prev` (if a compaction was cut short) and journal, in that order; every entry is a whole
 // value, so replaying an entry the snapshot already holds changes nothing.
-// A corrupt snapshot or journal is moved aside with a clear log line and the service starts anyway.
+//
+// Recovery keeps every valid entry: a torn last line (the service died mid-write) is dropped, a bad
+// line elsewhere is skipped and counted, a copy of the damaged file is kept aside for the operator, and
+// the log says how many lines were skipped and which. When the disk has no room for a snapshot at
+// start-up, the service goes on appending to the journal (after its last whole line).
 import {
   closeSync,
+  constants,
+  copyFileSync,
   existsSync,
   fsyncSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -19,7 +30,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export interface JournalLogger {
   error(obj: object, msg: string): void;
@@ -29,14 +40,42 @@ export interface JournalLogger {
 /** A write to durable state failed: the caller must not act as if the change was kept. */
 export class StateWriteError extends Error {
   override name = 'StateWriteError';
+  /** The system's error code (ENOSPC, EIO, EROFS, ...), when there is one. */
+  readonly code: string | undefined;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = errorCode(options?.cause);
+  }
+}
+
+/**
+ * The state directory cannot be used at all (created, read, or written): the service cannot start.
+ * Its message names the path and the system's reason.
+ */
+export class StateOpenError extends Error {
+  override name = 'StateOpenError';
+  readonly code: string | undefined;
+  constructor(
+    message: string,
+    readonly dir: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.code = errorCode(options?.cause);
+  }
 }
 
 type Entry = { c: string; k: string; v?: unknown };
+
+/** The write call; a test seam for partial writes (same contract as fs.writeSync with a position). */
+export type WriteFn = (fd: number, buf: Buffer, offset: number, length: number, position: number) => number;
 
 /** The journal may grow to this many times the live entries before it is compacted. */
 const COMPACT_RATIO = 4;
 /** Entries a background compaction writes per event-loop turn. */
 const COMPACT_CHUNK = 500;
+/** Line numbers of skipped lines named in the log (the copy aside has them all). */
+const MAX_LINES_NAMED = 20;
 
 export interface JournalOptions {
   dir: string;
@@ -44,6 +83,8 @@ export interface JournalOptions {
   log: JournalLogger;
   /** Compact once the journal holds this many lines. */
   compactEvery?: number;
+  /** Test seam: the write call (fs.writeSync by default). */
+  write?: WriteFn;
 }
 
 interface Compaction {
@@ -51,6 +92,17 @@ interface Compaction {
   readonly keys: Array<[string, string[]]>;
   collection: number;
   index: number;
+  /** Bytes written to the temporary snapshot so far. */
+  size: number;
+  /** Entries written to it so far. */
+  written: number;
+}
+
+/** What reading one state file found. */
+interface Loaded {
+  /** Bytes up to the end of its last whole line: where appending may go on. */
+  readonly validBytes: number;
+  readonly lines: number;
 }
 
 /**
@@ -60,12 +112,21 @@ interface Compaction {
 export class Journal {
   private readonly data = new Map<string, Map<string, unknown>>();
   private fd: number | undefined;
+  /** Bytes in the journal file: the position of the next write. */
+  private size = 0;
+  /** A refused write that could not be cut back starts here (cut before the next write). */
+  private tornAt: number | undefined;
   private lines = 0;
+  /** Entries on disk outside the journal (snapshot, `.prev`): with `lines`, what the files hold. */
+  private olderEntries = 0;
+  /** After a failed compaction, the next one waits until the journal holds this many lines. */
+  private retryCompactionAt = 0;
   private readonly snapshotPath: string;
   private readonly journalPath: string;
   private readonly prevPath: string;
   private readonly tmpPath: string;
   private readonly compactEvery: number;
+  private readonly write: WriteFn;
   private pending: Array<{ entry: Entry; prev: unknown; had: boolean }> | undefined;
   private compaction: Compaction | undefined;
   /** Test hook: makes the next writes fail as a full or read-only disk would. */
@@ -77,15 +138,55 @@ export class Journal {
     this.prevPath = `${this.journalPath}.prev`;
     this.tmpPath = `${this.snapshotPath}.tmp`;
     this.compactEvery = opts.compactEvery ?? 5000;
+    this.write = opts.write ?? writeSync;
   }
 
-  /** Reads the snapshot and replays the journals; then compacts so the next start reads one file. */
+  /**
+   * Reads the snapshot and replays the journals; then compacts so the next start reads one file.
+   * Throws StateOpenError when the directory cannot be created, read or written.
+   */
   open(): this {
-    mkdirSync(this.opts.dir, { recursive: true });
-    this.loadSnapshot();
-    this.replay(this.prevPath);
-    this.replay(this.journalPath);
-    this.compact();
+    const { dir, name } = this.opts;
+    try {
+      makeDir(dir);
+    } catch (err) {
+      throw new StateOpenError(`cannot create the state directory ${dir}: ${describe(err)}`, dir, {
+        cause: err,
+      });
+    }
+    let journal: Loaded;
+    try {
+      const snapshot = this.load(this.snapshotPath, 'snapshot');
+      const prev = this.load(this.prevPath, 'journal');
+      this.olderEntries = snapshot.lines + prev.lines;
+      journal = this.load(this.journalPath, 'journal');
+    } catch (err) {
+      throw new StateOpenError(`cannot read the ${name} journal in ${dir}: ${describe(err)}`, dir, {
+        cause: err,
+      });
+    }
+    try {
+      this.compact();
+    } catch (compactErr) {
+      // No room for a snapshot (a full disk): go on with the journal as it is, after its last whole line.
+      try {
+        const fd = openSync(this.journalPath, constants.O_RDWR | constants.O_CREAT, 0o600);
+        ftruncateSync(fd, journal.validBytes);
+        this.fd = fd;
+        this.size = journal.validBytes;
+        this.lines = journal.lines;
+        this.retryCompactionAt = this.lines + this.compactEvery;
+      } catch (err) {
+        throw new StateOpenError(`cannot write the ${name} journal in ${dir}: ${describe(err)}`, dir, {
+          cause: err,
+        });
+      }
+      this.opts.log.warn(
+        { err: compactErr, dir, name },
+        `cannot compact the ${name} journal at start-up (${describe(compactErr)}); appending to the ` +
+          'existing journal instead, and compacting later once the disk has room',
+      );
+    }
     return this;
   }
 
@@ -153,34 +254,66 @@ export class Journal {
     }
   }
 
+  /**
+   * Starts a background compaction when most entries on disk are dead (after removing many entries:
+   * the files shrink back to the live state). Never throws; a failure is logged and retried later.
+   */
+  compactIfWasteful(): void {
+    if (this.compaction) return;
+    const live = this.liveEntries();
+    const dead = this.olderEntries + this.lines - live;
+    if (dead >= Math.max(live, this.compactEvery)) this.startCompaction();
+  }
+
   /** Compacts now, synchronously (start-up, tests): one snapshot, an empty journal, no `.prev`. */
   compact(): void {
     try {
-      if (this.failWrites) throw new Error('writes disabled');
+      if (this.failWrites) throw writesDisabled();
       if (this.compaction) {
         // Finish the one under way: the journal since its start stays, and is valid on top of it.
-        while (this.compaction) this.compactStep(Number.POSITIVE_INFINITY);
+        try {
+          while (this.compaction) this.compactStep(Number.POSITIVE_INFINITY);
+        } catch (err) {
+          this.abandonCompaction();
+          throw err;
+        }
         return;
       }
-      const fd = openSync(this.tmpPath, 'w', 0o600);
-      try {
-        const lines: string[] = [];
-        for (const [c, m] of this.data) for (const [k, v] of m) lines.push(JSON.stringify({ c, k, v }));
-        writeSync(fd, lines.length ? `${lines.join('\n')}\n` : '');
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(this.tmpPath, this.snapshotPath);
-      if (this.fd !== undefined) closeSync(this.fd);
-      this.fd = openSync(this.journalPath, 'w', 0o600);
-      this.lines = 0;
+      const entries: string[] = [];
+      for (const [c, m] of this.data) for (const [k, v] of m) entries.push(JSON.stringify({ c, k, v }));
+      this.writeSnapshot(entries.length ? `${entries.join('\n')}\n` : '');
+      this.olderEntries = entries.length;
+      // `.prev` goes before the journal is emptied: a snapshot followed by the whole old journal is
+      // still right (its last value of each key is the snapshot's), a snapshot followed by an older
+      // `.prev` and an empty journal is not.
       if (existsSync(this.prevPath)) unlinkSync(this.prevPath);
+      const fd = openSync(this.journalPath, 'w', 0o600);
+      if (this.fd !== undefined) closeSync(this.fd);
+      this.fd = fd;
+      this.size = 0;
+      this.tornAt = undefined;
+      this.lines = 0;
+      this.retryCompactionAt = 0;
     } catch (err) {
       throw new StateWriteError(
-        `cannot write ${this.opts.name} state in ${this.opts.dir}: ${(err as Error).message}`,
+        `cannot write the ${this.opts.name} journal in ${this.opts.dir}: ${describe(err)}`,
+        { cause: err },
       );
     }
+  }
+
+  private writeSnapshot(text: string): void {
+    const fd = openSync(this.tmpPath, 'w', 0o600);
+    try {
+      this.writeAll(fd, Buffer.from(text), 0);
+      fsyncSync(fd);
+    } catch (err) {
+      closeSync(fd);
+      removeQuietly(this.tmpPath); // gives the space back
+      throw err;
+    }
+    closeSync(fd);
+    renameSync(this.tmpPath, this.snapshotPath);
   }
 
   private append(entry: Entry): void {
@@ -200,6 +333,7 @@ export class Journal {
     if (
       !this.compaction &&
       this.lines >= this.compactEvery &&
+      this.lines >= this.retryCompactionAt &&
       this.lines >= COMPACT_RATIO * this.liveEntries()
     ) {
       this.startCompaction();
@@ -212,31 +346,59 @@ export class Journal {
     return n;
   }
 
+  /** Never throws: the change that triggered it is already written. */
   private startCompaction(): void {
     try {
-      if (this.failWrites) throw new Error('writes disabled');
+      if (this.failWrites) throw writesDisabled();
       if (existsSync(this.prevPath)) {
         // An earlier compaction did not finish: its `.prev` still holds changes, so do it in one go.
         this.compact();
         return;
       }
+      const tmp = openSync(this.tmpPath, 'w', 0o600);
+      let fresh: number;
+      try {
+        // The old descriptor keeps pointing at the old journal (now `.prev`) until the new one is open.
+        renameSync(this.journalPath, this.prevPath);
+        try {
+          fresh = openSync(this.journalPath, 'w', 0o600);
+        } catch (err) {
+          renameSync(this.prevPath, this.journalPath);
+          throw err;
+        }
+      } catch (err) {
+        closeSync(tmp);
+        removeQuietly(this.tmpPath);
+        throw err;
+      }
       if (this.fd !== undefined) closeSync(this.fd);
-      this.fd = undefined;
-      renameSync(this.journalPath, this.prevPath);
-      this.fd = openSync(this.journalPath, 'w', 0o600);
+      this.fd = fresh;
+      this.size = 0;
+      this.tornAt = undefined;
+      this.olderEntries += this.lines;
       this.lines = 0;
       this.compaction = {
-        fd: openSync(this.tmpPath, 'w', 0o600),
+        fd: tmp,
         keys: [...this.data].map(([c, m]): [string, string[]] => [c, [...m.keys()]]),
         collection: 0,
         index: 0,
+        size: 0,
+        written: 0,
       };
     } catch (err) {
-      this.opts.log.error({ err, name: this.opts.name }, 'cannot start compacting the state journal');
-      if (this.fd === undefined) this.fd = openSync(this.journalPath, 'a', 0o600);
+      this.compactionFailed(err);
       return;
     }
     setImmediate(() => this.backgroundStep());
+  }
+
+  private compactionFailed(err: unknown): void {
+    this.retryCompactionAt = this.lines + this.compactEvery;
+    this.opts.log.error(
+      { err, name: this.opts.name, dir: this.opts.dir },
+      `cannot compact the ${this.opts.name} journal (${describe(err)}); nothing is lost, ` +
+        'the journal keeps growing until a later compaction succeeds',
+    );
   }
 
   private backgroundStep(): void {
@@ -244,8 +406,8 @@ export class Journal {
     try {
       this.compactStep(COMPACT_CHUNK);
     } catch (err) {
-      this.opts.log.error({ err, name: this.opts.name }, 'compacting the state journal failed; will retry');
       this.abandonCompaction();
+      this.compactionFailed(err);
       return;
     }
     if (this.compaction) setImmediate(() => this.backgroundStep());
@@ -269,13 +431,20 @@ export class Journal {
         c.index = 0;
       }
     }
-    if (out.length) writeSync(c.fd, `${out.join('\n')}\n`);
+    if (out.length) {
+      const buf = Buffer.from(`${out.join('\n')}\n`);
+      this.writeAll(c.fd, buf, c.size);
+      c.size += buf.length;
+      c.written += out.length;
+    }
     if (c.collection < c.keys.length) return;
     fsyncSync(c.fd);
     closeSync(c.fd);
     this.compaction = undefined;
     renameSync(this.tmpPath, this.snapshotPath);
     unlinkSync(this.prevPath);
+    this.olderEntries = c.written;
+    this.retryCompactionAt = 0;
   }
 
   private abandonCompaction(): void {
@@ -284,66 +453,146 @@ export class Journal {
     this.compaction = undefined;
     try {
       closeSync(c.fd);
-      unlinkSync(this.tmpPath);
     } catch {
-      // The next open() ignores a stray temporary file.
+      // Already closed.
     }
+    // The next open() ignores a stray temporary file; removing it gives the space back.
+    removeQuietly(this.tmpPath);
   }
 
+  /** Writes all of text at the end of the journal, or nothing: a refused write is cut back. */
   private writeLines(text: string): void {
-    if (this.fd === undefined) throw new StateWriteError(`${this.opts.name} state is not open`);
+    const fd = this.fd;
+    if (fd === undefined) throw new StateWriteError(`the ${this.opts.name} journal is not open`);
+    const start = this.size;
+    const buf = Buffer.from(text);
     try {
-      if (this.failWrites) throw new Error('writes disabled');
-      writeSync(this.fd, text);
+      if (this.failWrites) throw writesDisabled();
+      if (this.tornAt !== undefined) {
+        ftruncateSync(fd, this.tornAt);
+        this.tornAt = undefined;
+      }
+      this.writeAll(fd, buf, start);
     } catch (err) {
-      throw new StateWriteError(`cannot write ${this.opts.name} state: ${(err as Error).message}`);
+      this.cutBack(fd, start);
+      throw new StateWriteError(
+        `cannot write the ${this.opts.name} journal in ${this.opts.dir}: ${describe(err)}`,
+        { cause: err },
+      );
     }
+    this.size = start + buf.length;
   }
 
-  private moveAside(path: string, why: string): void {
-    const aside = `${path}.corrupt-${Date.now()}`;
-    renameSync(path, aside);
-    this.opts.log.error({ path, aside, why }, 'state file is corrupt: moved aside, continuing without it');
-  }
-
-  private loadSnapshot(): void {
-    if (!existsSync(this.snapshotPath)) return;
-    const lines = readFileSync(this.snapshotPath, 'utf8').split('\n');
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i];
-      if (!line) continue;
-      const entry = parseEntry(line);
-      if (!entry || entry.v === undefined) {
-        // A snapshot is renamed into place only once complete: a bad line means the file was damaged.
-        this.data.clear();
-        this.moveAside(this.snapshotPath, `line ${i + 1} is not a state entry`);
-        return;
+  /** Loops on partial writes; a write that makes no progress is an error, not a loop. */
+  private writeAll(fd: number, buf: Buffer, position: number): void {
+    let done = 0;
+    while (done < buf.length) {
+      const n = this.write(fd, buf, done, buf.length - done, position + done);
+      if (!(n > 0)) {
+        throw Object.assign(new Error(`short write: ${done} of ${buf.length} bytes written`), {
+          code: 'EIO',
+        });
       }
-      this.collection(entry.c).set(entry.k, entry.v);
+      done += n;
     }
   }
 
-  private replay(path: string): void {
-    if (!existsSync(path)) return;
-    const lines = readFileSync(path, 'utf8').split('\n');
+  /** Removes what a refused write left after `start`, so no torn line stays on disk. */
+  private cutBack(fd: number, start: number): void {
+    try {
+      ftruncateSync(fd, start);
+    } catch (err) {
+      // The next write starts at `start` and cuts there first; a start-up before that drops the line.
+      this.tornAt = start;
+      this.opts.log.error(
+        { err, name: this.opts.name, offset: start },
+        'cannot remove a partly written state line; it is cut before the next write or dropped at start-up',
+      );
+    }
+  }
+
+  /** Replays one state file into memory, keeping every valid entry. */
+  private load(path: string, kind: 'snapshot' | 'journal'): Loaded {
+    if (!existsSync(path)) return { validBytes: 0, lines: 0 };
+    const buf = readFileSync(path);
+    // Everything after the last newline is a line that was never finished.
+    const validBytes = buf.lastIndexOf(0x0a) + 1;
+    const lines = buf.subarray(0, validBytes).toString('utf8').split('\n');
+    lines.pop();
+    const skipped: number[] = [];
+    const repaired: number[] = [];
+    let replayed = 0;
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i];
       if (!line) continue;
-      const entry = parseEntry(line);
+      let entry = parseEntry(line);
       if (!entry) {
-        const isTornTail = lines.slice(i + 1).every((l) => l === '');
-        if (isTornTail) {
-          // The service died mid-write: the last line is incomplete and its change never took effect.
-          this.opts.log.warn({ path, line: i + 1 }, 'ignoring a torn last line in the state journal');
-          continue;
-        }
-        this.moveAside(path, `line ${i + 1} is not a state entry`);
-        return;
+        entry = salvage(line);
+        if (entry) repaired.push(i + 1);
       }
+      if (!entry || (kind === 'snapshot' && entry.v === undefined)) {
+        skipped.push(i + 1);
+        continue;
+      }
+      replayed++;
       if (entry.v === undefined) this.collection(entry.c).delete(entry.k);
       else this.collection(entry.c).set(entry.k, entry.v);
     }
+    if (validBytes < buf.length) {
+      if (kind === 'journal') {
+        // The service died mid-write: the last line is incomplete and its change was never acknowledged.
+        this.opts.log.warn(
+          { path, line: lines.length + 1, offset: validBytes, bytes: buf.length - validBytes },
+          'ignoring a torn last line in the state journal (a write cut short); every earlier entry is kept',
+        );
+      } else {
+        // A snapshot is renamed into place only once complete: an unfinished line means damage.
+        skipped.push(lines.length + 1);
+      }
+    }
+    if (skipped.length || repaired.length) this.keepAside(path, { skipped, repaired, replayed });
+    return { validBytes, lines: lines.length };
   }
+
+  /** Keeps a copy of a damaged file for the operator and says what was skipped. */
+  private keepAside(path: string, found: { skipped: number[]; repaired: number[]; replayed: number }): void {
+    const { skipped, repaired, replayed } = found;
+    const aside = `${path}.corrupt-${Date.now()}`;
+    let copyError: string | undefined;
+    try {
+      copyFileSync(path, aside);
+    } catch (err) {
+      copyError = describe(err);
+    }
+    const what = [
+      skipped.length
+        ? `skipped ${skipped.length} bad line(s) (line ${nameLines(skipped)}); their changes are lost`
+        : '',
+      repaired.length
+        ? `kept the whole entry at the end of ${repaired.length} line(s) torn by an earlier short write ` +
+          `(line ${nameLines(repaired)}); the torn part before it is lost`
+        : '',
+    ].filter(Boolean);
+    this.opts.log.error(
+      {
+        path,
+        aside: copyError ? undefined : aside,
+        skipped: skipped.length,
+        skippedLines: skipped.slice(0, 100),
+        repaired: repaired.length,
+        repairedLines: repaired.slice(0, 100),
+        replayed,
+      },
+      `state file ${path} is corrupt: ${what.join('; ')}; replayed ${replayed} valid entries. ` +
+        (copyError
+          ? `No copy could be kept (${copyError}).`
+          : `A copy of the file is kept at ${aside} for inspection; delete it when done.`),
+    );
+  }
+}
+
+function nameLines(lines: number[]): string {
+  return lines.slice(0, MAX_LINES_NAMED).join(', ') + (lines.length > MAX_LINES_NAMED ? ', …' : '');
 }
 
 function parseEntry(line: string): Entry | undefined {
@@ -352,5 +601,53 @@ function parseEntry(line: string): Entry | undefined {
     return e && typeof e.c === 'string' && typeof e.k === 'string' ? e : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * A line that an older version tore (a short write with no newline) and then wrote the next entry
+ * after: the whole entry at its end is still good. Every entry starts with `{"c":`.
+ */
+function salvage(line: string): Entry | undefined {
+  for (let i = line.indexOf('{"c":', 1); i > 0; i = line.indexOf('{"c":', i + 1)) {
+    const e = parseEntry(line.slice(i));
+    if (e) return e;
+  }
+  return undefined;
+}
+
+/**
+ * mkdir -p that reports the real reason: Node's recursive mkdir says ENOENT where the parent is on a
+ * read-only file system, so the first missing level is created alone to get EROFS or EACCES.
+ */
+function makeDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch {
+    let missing = dir;
+    while (dirname(missing) !== missing && !existsSync(dirname(missing))) missing = dirname(missing);
+    mkdirSync(missing); // throws the precise error
+    mkdirSync(dir, { recursive: true });
+  }
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function writesDisabled(): Error {
+  return Object.assign(new Error('writes disabled (test hook)'), { code: 'EIO' });
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Not there, or the disk refuses: a stray temporary file is ignored by open().
   }
 }

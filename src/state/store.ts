@@ -2,6 +2,7 @@
 // remediations, accepted-but-unprocessed signals (the inbox) and the circuit breaker.
 // Everything lives in memory and is journalled on every change (see journal.ts).
 import { randomUUID } from 'node:crypto';
+import type { Clock } from '../core/clock.js';
 import { describeTarget } from '../core/targets.js';
 import { type ContainerRecord, type DecisionReason, emptyRecord, type Signal } from '../core/types.js';
 import { Journal, type JournalLogger } from './journal.js';
@@ -78,9 +79,26 @@ export interface CircuitState {
 }
 
 const MAX_EVENTS_PER_INCIDENT = 200;
-const MAX_CLOSED_INCIDENTS = 2000;
-const MAX_REMEDIATIONS = 5000;
-const DEDUP_TTL_MS = 7 * 24 * 3600 * 1000;
+export const MAX_CLOSED_INCIDENTS = 2000;
+export const MAX_REMEDIATIONS = 5000;
+export const DEDUP_TTL_MS = 7 * 24 * 3600 * 1000;
+/** How often the caps and the de-duplication expiry are enforced while the service runs. */
+export const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+/** A remediation still under way is never pruned, however old. */
+const FINAL_STATES: ReadonlySet<RemediationState> = new Set([
+  'succeeded',
+  'failed',
+  'timed_out',
+  'skipped',
+  'dry_run',
+]);
+
+/** What one prune removed. */
+export interface PruneResult {
+  readonly dedup: number;
+  readonly incidents: number;
+  readonly remediations: number;
+}
 
 export class Store {
   readonly journal: Journal;
@@ -91,6 +109,7 @@ export class Store {
   private readonly inbox: Map<string, Signal>;
   private readonly misc: Map<string, unknown>;
   private doneIds: string[] = [];
+  private pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(
     dir: string,
@@ -107,6 +126,7 @@ export class Store {
   }
 
   close(): void {
+    this.stopPruning();
     try {
       this.flushDone();
     } finally {
@@ -343,18 +363,62 @@ export class Store {
 
   // Housekeeping -----------------------------------------------------------------------------------
 
-  /** Drops expired de-duplication keys and the oldest closed incidents and remediations. */
-  prune(now: number): void {
-    for (const [k, exp] of this.dedup) if (exp <= now) this.journal.del('dedup', k);
-    const closed = [...this.incidents.values()]
-      .filter((i) => i.closedAt !== undefined)
-      .sort((a, b) => (a.closedAt ?? 0) - (b.closedAt ?? 0));
-    for (const i of closed.slice(0, Math.max(0, closed.length - MAX_CLOSED_INCIDENTS))) {
-      this.journal.del('incidents', i.id);
-    }
-    const rems = [...this.remediations.values()].sort((a, b) => a.updatedAt - b.updatedAt);
-    for (const r of rems.slice(0, Math.max(0, rems.length - MAX_REMEDIATIONS))) {
-      this.journal.del('remediations', r.id);
-    }
+  /**
+   * Prunes now (a state that grew while the service was down shrinks at start-up), then every
+   * intervalMs. The timer does not keep the process alive; close() stops it.
+   */
+  startPruning(clock: Clock, intervalMs = PRUNE_INTERVAL_MS): void {
+    this.stopPruning();
+    const run = () => {
+      try {
+        this.prune(clock.now());
+      } catch (err) {
+        // Nothing was removed (the deletes are one write, rolled back); the next run tries again.
+        this.log.error(
+          { err, event: 'prune_failed' },
+          `cannot prune the state (${(err as Error).message}); it is retried in ${Math.round(intervalMs / 1000)} s`,
+        );
+      }
+    };
+    run();
+    this.pruneTimer = setInterval(run, intervalMs);
+    this.pruneTimer.unref();
+  }
+
+  stopPruning(): void {
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    this.pruneTimer = undefined;
+  }
+
+  /**
+   * Drops expired de-duplication keys, the oldest closed incidents beyond MAX_CLOSED_INCIDENTS and the
+   * oldest finished remediations beyond MAX_REMEDIATIONS, in one write; then, once most of what is on
+   * disk is dead, compacts in the background so the files shrink too. Throws StateWriteError (nothing
+   * removed) when the disk refuses.
+   */
+  prune(now: number): PruneResult {
+    const dedup: string[] = [];
+    for (const [k, exp] of this.dedup) if (exp <= now) dedup.push(k);
+    const closed = [...this.incidents.values()].filter((i) => i.closedAt !== undefined);
+    const incidents =
+      closed.length > MAX_CLOSED_INCIDENTS
+        ? closed
+            .sort((a, b) => (a.closedAt ?? 0) - (b.closedAt ?? 0))
+            .slice(0, closed.length - MAX_CLOSED_INCIDENTS)
+        : [];
+    const finished = [...this.remediations.values()].filter((r) => FINAL_STATES.has(r.state));
+    const remediations =
+      finished.length > MAX_REMEDIATIONS
+        ? finished.sort((a, b) => a.updatedAt - b.updatedAt).slice(0, finished.length - MAX_REMEDIATIONS)
+        : [];
+    const removed = { dedup: dedup.length, incidents: incidents.length, remediations: remediations.length };
+    if (dedup.length + incidents.length + remediations.length === 0) return removed;
+    this.journal.batch(() => {
+      for (const k of dedup) this.journal.del('dedup', k);
+      for (const i of incidents) this.journal.del('incidents', i.id);
+      for (const r of remediations) this.journal.del('remediations', r.id);
+    });
+    this.journal.compactIfWasteful();
+    return removed;
   }
 }
