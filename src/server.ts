@@ -1,6 +1,6 @@
 // The process: load config, build dependencies, buildApp, listen, start inputs, shut down gracefully.
 // The only module that reads process.env or listens.
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
@@ -34,7 +34,21 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(loggerOptions(config));
+  let log: ReturnType<typeof createLogger>;
+  try {
+    log = createLogger(loggerOptions(config));
+  } catch (err) {
+    // The audit log is where every decision is kept: without it the service does not start.
+    const e = err as NodeJS.ErrnoException;
+    if (typeof e.code !== 'string') throw err;
+    const file = resolve(config.logFile);
+    process.stderr.write(
+      `autoheal-nexus: LOG_FILE ${file} cannot be written (${e.code}: ${e.message}); the audit log of ` +
+        `every decision goes there. Mount a writable volume at ${dirname(file)}, set LOG_FILE to a ` +
+        'writable path, or set LOG_FILE= (empty) to log to stdout only.\n',
+    );
+    process.exit(2);
+  }
   let rules: ReturnType<typeof loadRulesFile> = [];
   if (config.rulesFile) {
     try {

@@ -16,6 +16,7 @@ import {
   rmdirSync,
   statSync,
   truncateSync,
+  rmSync,
   unlinkSync,
   writeFileSync,
   writeSync,
@@ -350,6 +351,24 @@ t.test(
       t.notMatch(run.out, /\n\s+at /, 'no stack trace');
       t.notMatch(run.out, /fatal/);
     }
+  },
+);
+
+t.test(
+  'a LOG_FILE that cannot be written stops the service with one line naming it, and exit code 2',
+  { skip: cannotMount },
+  async (t) => {
+    const mnt = mountTmpfs(t, 'size=64k,ro');
+    const dataDir = mkdtempSync(join(tmpdir(), 'ah-logro-'));
+    t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+    const logFile = join(mnt, 'logs', 'auto_repair.log');
+    const run = await runServer({ DATA_DIR: dataDir, LOG_FILE: logFile });
+    t.equal(run.code, 2, 'exit code 2');
+    const line = run.out.split('\n').find((l) => l.includes('LOG_FILE')) ?? '';
+    t.match(line, `LOG_FILE ${logFile} cannot be written`, 'names LOG_FILE and the path');
+    t.match(line, /EROFS|ENOENT/, 'says why');
+    t.match(line, 'set LOG_FILE= (empty) to log to stdout only', 'says what to do');
+    t.notMatch(run.out, /\n\s+at /, 'no stack trace');
   },
 );
 
