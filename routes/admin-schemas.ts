@@ -21,6 +21,9 @@ export const ErrorBody = Type.Object({
   error: Type.String(),
   message: Type.String(),
   target: Type.Optional(Type.String()),
+  candidates: Type.Optional(
+    Type.Array(Type.String(), { description: 'target_ambiguous: the containers an id prefix matches' }),
+  ),
   validActions: Type.Optional(Type.Array(Type.String())),
 });
 
@@ -93,11 +96,9 @@ export const Remediation = Type.Object({
   reclaimedBytes: Type.Optional(Type.Number()),
   durationMs: Type.Optional(Type.Number()),
   results: Type.Optional(
-    Type.Record(
-      Type.String(),
-      Type.Object({ state: Type.String(), detail: Type.Optional(Type.String()) }),
-      { description: 'Each container of a service target, with its own result' },
-    ),
+    Type.Record(Type.String(), Type.Object({ state: Type.String(), detail: Type.Optional(Type.String()) }), {
+      description: 'Each container of a service target, with its own result',
+    }),
   ),
 });
 export type Remediation = Static<typeof Remediation>;

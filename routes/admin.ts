@@ -7,13 +7,21 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { checkToken } from '../src/auth.js';
+import { secretsOf } from '../src/config.js';
 import { parseDuration } from '../src/core/duration.js';
 import { CONTAINER_LABELS } from '../src/core/labels.js';
+import { parseContainerRef } from '../src/core/names.js';
 import { effectiveAttempts, maxAttemptsFor, pausedUntil } from '../src/core/policy.js';
 import { checkScope, scopeListFilter } from '../src/core/scope.js';
-import { describeTarget, matchTargets, parseTarget } from '../src/core/targets.js';
+import { describeTarget, parseTarget, type TargetResolution } from '../src/core/targets.js';
 import { type ActionName, isAction, type TargetSelector } from '../src/core/types.js';
-import type { ContainerDetails } from '../src/docker/client.js';
+import {
+  type ContainerDetails,
+  InvalidReferenceError,
+  lookupContainer,
+  lookupTargets,
+} from '../src/docker/client.js';
+import { createScrubber } from '../src/logger.js';
 import { StateWriteError } from '../src/state/journal.js';
 import type { Incident, RemediationRecord } from '../src/state/store.js';
 import {
@@ -46,7 +54,13 @@ const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'skipped', 'dry_ru
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-type Failure = { status: 400 | 404 | 503; error: string; message: string; target?: string };
+type Failure = {
+  status: 400 | 404 | 409 | 503;
+  error: string;
+  message: string;
+  target?: string;
+  candidates?: ReadonlyArray<string> | undefined;
+};
 class AdminError extends Error {
   constructor(readonly failure: Failure) {
     super(failure.message);
@@ -57,10 +71,15 @@ const fail = (f: Failure): never => {
 };
 
 /** Who asked: the body's requestedBy, else the X-Requested-By header, else admin-api; printable only. */
-function requesterOf(req: FastifyRequest, body?: { requestedBy?: string | undefined } | null): string {
+function requesterOf(
+  req: FastifyRequest,
+  body: { requestedBy?: string | undefined } | null | undefined,
+  scrub: (text: string) => string,
+): string {
   const header = req.headers['x-requested-by'];
   const raw = body?.requestedBy ?? (typeof header === 'string' ? header : '');
-  const clean = raw
+  // Scrubbed before the cut, so that no part of a token pasted here is stored, logged or echoed.
+  const clean = scrub(raw)
     .replace(/[^\x20-\x7e]/g, '')
     .trim()
     .slice(0, 128);
@@ -113,6 +132,11 @@ export function parseSince(text: string, now: number): number | undefined {
 const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { engine, store, docker, clock } = app.deps;
   const policy = app.config.policy;
+  // A token pasted into a free-text field (reason, requestedBy) is masked before it is kept anywhere.
+  const scrub = createScrubber(secretsOf(app.config));
+  const reasonText = (r: string | undefined) => (r === undefined ? undefined : scrub(r));
+  const requester = (req: FastifyRequest, body?: { requestedBy?: string | undefined } | null) =>
+    requesterOf(req, body, scrub);
 
   // Encapsulated: this hook guards the admin routes only. It runs before the body is parsed.
   app.addHook('onRequest', async (req, reply) => {
@@ -127,12 +151,10 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     if (err instanceof StateWriteError) {
       req.log.error({ err }, 'admin request: cannot write state');
-      return reply
-        .code(503)
-        .send({
-          error: 'state_unavailable',
-          message: 'cannot record the change; nothing was done, retry later',
-        });
+      return reply.code(503).send({
+        error: 'state_unavailable',
+        message: 'cannot record the change; nothing was done, retry later',
+      });
     }
     // Everything else (validation, 5xx) goes to the app's one error handler.
     throw err;
@@ -143,6 +165,10 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     try {
       return await fn();
     } catch (err) {
+      // The client refused to put the caller's text in a URL: the caller's mistake, not the engine's.
+      if (err instanceof InvalidReferenceError) {
+        return fail({ status: 400, error: 'invalid_target', message: err.message });
+      }
       app.log.warn({ err }, 'admin request: docker engine error');
       return fail({
         status: 503,
@@ -152,11 +178,42 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }
 
-  const findContainer = (name: string): Promise<ContainerDetails | undefined> =>
-    viaDocker(() => docker.inspect(name.replace(/^\//, '')));
+  /** A target that names nothing usable: 400 for a malformed name, 409 for an ambiguous id prefix, else 404. */
+  const missed = (r: Extract<TargetResolution<unknown>, { ok: false }>, target: string): never =>
+    fail({
+      status: r.reason === 'invalid_target' ? 400 : r.reason === 'target_ambiguous' ? 409 : 404,
+      error: r.reason,
+      message: r.detail,
+      target,
+      candidates: r.candidates,
+    });
 
-  const notFound = (name: string): never =>
-    fail({ status: 404, error: 'target_not_found', message: `no container named "${name}"`, target: name });
+  /**
+   * The container a name or id names, from one listing (never inspect(name): the engine reads hex
+   * text as an id prefix). A malformed name is a 400 before any engine call, an ambiguous id prefix a
+   * 409, no such container a 404.
+   */
+  async function findContainer(text: string): Promise<ContainerDetails> {
+    const found = await viaDocker(() => lookupContainer(docker, text));
+    if (!found.ok) return missed(found, text);
+    const [c] = found.containers;
+    return (
+      c ?? missed({ ok: false, reason: 'target_not_found', detail: `no container named "${text}"` }, text)
+    );
+  }
+
+  /** Like findContainer, but a name the service still holds state for answers without a container. */
+  async function findNamed(text: string): Promise<{ name: string; container?: ContainerDetails }> {
+    const found = await viaDocker(() => lookupContainer(docker, text));
+    const [c] = found.ok ? found.containers : [];
+    if (c) return { name: c.name, container: c };
+    const ref = parseContainerRef(text);
+    if (ref.ok && store.record(ref.value)) return { name: ref.value };
+    return missed(
+      found.ok ? { ok: false, reason: 'target_not_found', detail: `no container named "${text}"` } : found,
+      text,
+    );
+  }
 
   /** The target as the engine will see it; throws a 400/404 when it names nothing this action can use. */
   async function resolveTarget(text: string | undefined, action: ActionName): Promise<TargetSelector> {
@@ -180,21 +237,11 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (t.kind === 'container') {
       const c = await findContainer(t.name);
       // The name, not an id prefix: state is kept per container name.
-      return c ? { kind: 'container', name: c.name } : notFound(t.name);
+      return { kind: 'container', name: c.name };
     }
     if (t.kind === 'service') {
-      const list = await viaDocker(() =>
-        docker.listContainers({ all: true, labels: [`${CONTAINER_LABELS.composeService}=${t.service}`] }),
-      );
-      if (matchTargets(t, list).length === 0) {
-        const name = describeTarget(t);
-        return fail({
-          status: 404,
-          error: 'target_not_found',
-          message: `no container of ${name}`,
-          target: name,
-        });
-      }
+      const found = await viaDocker(() => lookupTargets(docker, t));
+      if (!found.ok) return missed(found, describeTarget(t));
       return t;
     }
     return fail({
@@ -205,7 +252,7 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     });
   }
 
-  const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody };
+  const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };
 
   app.post(
     `${API}/remediations`,
@@ -229,7 +276,7 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       const action = b.action;
       const target = await resolveTarget(b.target, action);
-      const requestedBy = requesterOf(req, b);
+      const requestedBy = requester(req, b);
       const id = engine.request({
         id: randomUUID(),
         source: 'manual',
@@ -242,7 +289,7 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         labels: {},
         annotations: {},
         requestedBy,
-        reason: b.reason,
+        reason: reasonText(b.reason),
         force: b.force ?? false,
         dryRun: b.dryRun ?? false,
       });
@@ -254,7 +301,7 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
           target: described,
           action,
           requestedBy,
-          reason: b.reason,
+          reason: reasonText(b.reason),
           force: b.force ?? false,
           dryRun: b.dryRun ?? false,
         },
@@ -405,12 +452,17 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         });
       }
       const c = await findContainer(req.params.name);
-      if (!c) return notFound(req.params.name);
       const until = clock.now() + ms;
       engine.pause(c.name, until);
-      const requestedBy = requesterOf(req, req.body);
+      const requestedBy = requester(req, req.body);
       req.log.info(
-        { event: 'pause', container: c.name, pausedUntil: iso(until), requestedBy, reason: req.body.reason },
+        {
+          event: 'pause',
+          container: c.name,
+          pausedUntil: iso(until),
+          requestedBy,
+          reason: reasonText(req.body.reason),
+        },
         `healing of ${c.name} paused until ${iso(until)} by ${requestedBy}`,
       );
       return { container: c.name, pausedUntil: iso(until) };
@@ -429,11 +481,9 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
-      const c = await findContainer(req.params.name);
-      const name = c?.name ?? req.params.name.replace(/^\//, '');
-      if (!c && !store.record(name)) return notFound(name);
+      const { name, container: c } = await findNamed(req.params.name);
       const r = engine.pause(name, undefined);
-      const requestedBy = requesterOf(req);
+      const requestedBy = requester(req);
       req.log.info(
         { event: 'resume', container: name, requestedBy },
         `healing of ${name} resumed by ${requestedBy}`,
@@ -468,12 +518,10 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
-      const c = await findContainer(req.params.name);
-      const name = c?.name ?? req.params.name.replace(/^\//, '');
+      const { name } = await findNamed(req.params.name);
       const before = store.record(name);
-      if (!c && !before) return notFound(name);
       const r = engine.reset(name);
-      const requestedBy = requesterOf(req, req.body);
+      const requestedBy = requester(req, req.body);
       req.log.info(
         {
           event: 'reset',
@@ -481,7 +529,7 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
           wasGivenUp: before?.givenUp ?? false,
           attemptsBefore: before?.attempts ?? 0,
           requestedBy,
-          reason: req.body.reason,
+          reason: reasonText(req.body.reason),
         },
         `${name} reset by ${requestedBy}`,
       );
@@ -511,7 +559,7 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         });
       }
       const id = notifier.enqueueText(req.body.text, { silent: req.body.silent ?? false });
-      const requestedBy = requesterOf(req, req.body);
+      const requestedBy = requester(req, req.body);
       req.log.info(
         { event: 'notify', notificationId: id, requestedBy, length: req.body.text.length },
         `message queued for the humans by ${requestedBy}`,

@@ -25,7 +25,7 @@ import {
   shouldReportFlapping,
 } from './core/policy.js';
 import { deferDelayMs, isTransientError, MAX_TRIES_OF_A_FAULTY_SIGNAL } from './core/pending.js';
-import { describeTarget, matchTargets } from './core/targets.js';
+import { describeTarget, type TargetResolution } from './core/targets.js';
 import {
   type ActionName,
   type ContainerRecord,
@@ -36,7 +36,7 @@ import {
   type RemediationResult,
   type Signal,
 } from './core/types.js';
-import type { ContainerDetails, DockerClient } from './docker/client.js';
+import { type ContainerDetails, type DockerClient, lookupContainer, lookupTargets } from './docker/client.js';
 import type { Metrics } from './metrics.js';
 import {
   buildEscalation,
@@ -49,6 +49,7 @@ import { verifyRecovery } from './remediations/verify.js';
 import type { CompiledRule } from './core/rules.js';
 import { resolveSelfContainerId } from './self.js';
 import type { Incident, RemediationState, Store } from './state/store.js';
+import { StateWriteError } from './state/journal.js';
 
 export interface EngineDeps {
   readonly config: Config;
@@ -288,6 +289,20 @@ export class Engine {
    * recovery of a given-up container, operator stops). Returns nothing; never acts on its own.
    */
   observe(c: ContainerView, event?: { stoppedByOperator?: boolean }): void {
+    try {
+      this.observeRecord(c, event);
+    } catch (err) {
+      // The watcher's event loop calls this: a state the disk refuses is not an engine-stream failure.
+      if (!(err instanceof StateWriteError)) throw err;
+      this.d.metrics.stateErrors.inc({ op: 'write' });
+      this.d.log.error(
+        { err, event: 'observe', container: c.name },
+        `cannot record what the watcher saw of ${c.name}: the state directory refused the write (disk full?); it is seen again at the next reconcile`,
+      );
+    }
+  }
+
+  private observeRecord(c: ContainerView, event?: { stoppedByOperator?: boolean }): void {
     const now = this.d.clock.now();
     const r = this.d.store.record(c.name);
     const healthy = c.state === 'running' && (c.health === 'healthy' || c.health === 'none');
@@ -466,17 +481,16 @@ export class Engine {
     const action = admitted.action;
     if (action === 'cleanup') return this.cleanup(signal);
 
-    const targets = await this.resolveTargets(signal);
-    if (targets.length === 0) {
-      const decision: Decision = {
-        verdict: 'skip',
-        reason: 'target_not_found',
-        detail: describeTarget(signal.target),
-      };
+    const found = await this.resolveTargets(signal);
+    if (!found.ok) {
+      // A name that breaks Docker's grammar (invalid_target) never reached the engine; an id prefix
+      // that matches several containers (target_ambiguous) acts on none of them.
+      const decision: Decision = { verdict: 'skip', reason: found.reason, detail: found.detail };
       this.finishManual(signal, 'skipped', decision);
       this.audit(signal, decision);
-      return { summary: `no container matches ${describeTarget(signal.target)}` };
+      return { summary: `no automatic action (${found.reason}: ${found.detail})` };
     }
+    const targets = found.containers;
     if (signal.remediationId) {
       this.d.store.updateRemediation(this.d.clock.now(), signal.remediationId, {
         targets: targets.map((c) => c.name),
@@ -486,20 +500,12 @@ export class Engine {
     return { summary: outcomes.join('; '), container: targets.length === 1 ? targets[0] : undefined };
   }
 
-  private async resolveTargets(signal: Signal): Promise<ContainerView[]> {
-    const t = signal.target;
-    if (t.kind === 'container') {
-      const c = await this.d.docker.inspect(t.name);
-      return c ? [c] : [];
-    }
-    if (t.kind === 'service') {
-      const list = await this.d.docker.listContainers({
-        all: true,
-        labels: [`${CONTAINER_LABELS.composeService}=${t.service}`],
-      });
-      return matchTargets(t, list);
-    }
-    return [];
+  /**
+   * The containers the signal names, from one listing (never `inspect(name)`: the engine reads any hex
+   * text as an id prefix). Throws only when the engine fails, and the signal then stays pending.
+   */
+  private resolveTargets(signal: Signal): Promise<TargetResolution<ContainerView>> {
+    return lookupTargets(this.d.docker, signal.target);
   }
 
   /** Decides and, when allowed, acts on one container; returns a one-line account of what happened. */
@@ -779,9 +785,11 @@ export class Engine {
       const intent = this.d.store.record(name)?.inFlight;
       if (!intent) return;
       try {
-        const details = await docker.inspect(name);
+        // By name from one listing: a name read back from the state is never taken as an id prefix.
+        const found = await lookupContainer(docker, name);
+        const details = found.ok ? found.containers[0] : undefined;
         let result: RemediationResult = 'failed';
-        let detail = 'container no longer exists';
+        let detail = found.ok ? 'container no longer exists' : found.detail;
         let lastHealthOutput: string | undefined;
         if (details) {
           const v = await verifyRecovery(docker, details.id, {

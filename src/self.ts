@@ -2,6 +2,7 @@
 // inside Docker, or given as SELF_CONTAINER_ID, and then held as the container's full id (a name given
 // there would stop matching once the container is renamed).
 import { readFileSync } from 'node:fs';
+import { checkSelector, resolveTarget } from './core/targets.js';
 import type { DockerClient } from './docker/client.js';
 
 export function detectSelfContainerId(mountinfoPath = '/proc/self/mountinfo'): string | undefined {
@@ -18,14 +19,18 @@ export function detectSelfContainerId(mountinfoPath = '/proc/self/mountinfo'): s
 export const isFullContainerId = (s: string): boolean => /^[0-9a-f]{64}$/.test(s);
 
 /**
- * The full id of the container SELF_CONTAINER_ID names (a name, a short id or the full id); undefined
- * when no container has it. Throws when the engine cannot be asked (the caller asks again later).
+ * The full id of the container SELF_CONTAINER_ID names (a name, an id prefix of 12 or more hex
+ * characters, or the full id), matched against one listing as every target is (core/targets.ts):
+ * never `inspect(text)`, for which the engine reads any hex text as an id prefix. undefined when no
+ * container, or more than one, has it. Throws when the engine cannot be asked (the caller asks again).
  */
 export async function resolveSelfContainerId(
-  docker: Pick<DockerClient, 'inspect'>,
+  docker: Pick<DockerClient, 'listContainers'>,
   idOrName: string,
 ): Promise<string | undefined> {
   if (isFullContainerId(idOrName)) return idOrName;
-  const c = await docker.inspect(idOrName.replace(/^\//, ''));
-  return c?.id;
+  const target = { kind: 'container', name: idOrName } as const;
+  if (!checkSelector(target).ok) return undefined;
+  const found = resolveTarget(target, await docker.listContainers({ all: true }));
+  return found.ok ? found.containers[0]?.id : undefined;
 }

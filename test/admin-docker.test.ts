@@ -4,7 +4,13 @@
 import t from 'tap';
 import { adminApp, adminAuth, breakIt, fixIt, WEBHOOK_TOKEN } from './fixtures/admin-app.js';
 import { amPayload } from './fixtures/app.js';
-import { createTestContainer, healthOf, restartCountOf, waitForHealth } from './fixtures/docker.js';
+import {
+  createTestContainer,
+  docker as engine,
+  healthOf,
+  restartCountOf,
+  waitForHealth,
+} from './fixtures/docker.js';
 
 type App = Awaited<ReturnType<typeof adminApp>>;
 const json = (body: string) => JSON.parse(body) as Record<string, unknown>;
@@ -256,4 +262,45 @@ t.test('force skips the cooldown of a just-healed container', async (t) => {
   t.match(cooled, { state: 'skipped', skipReason: 'cooldown_active' });
   const forced = await a.settled(await request(a, { target: c.name, action: 'restart', force: true }));
   t.equal(forced.state, 'succeeded', 'force skips the cooldown');
+});
+
+t.test('a short hex name is a name: it never stands for the container whose id begins with it', async (t) => {
+  const a = await adminApp(t);
+  const c = await createTestContainer(t, { labels: { 'autoheal.enable': 'true' } });
+  // The shortest prefix of its id that no other container's id (or name) begins with, below 12.
+  const all = await engine.listContainers({ all: true });
+  let prefix = '';
+  for (let n = 2; n < 11 && !prefix; n++) {
+    const p = c.id.slice(0, n);
+    if (!all.some((o) => o.Id !== c.id && (o.Id.startsWith(p) || o.Names.includes(`/${p}`)))) prefix = p;
+  }
+  t.ok(prefix, `prefix ${prefix} of ${c.id}`);
+  const before = await restartCountOf(c.name);
+
+  const send = (method: 'POST' | 'DELETE', url: string, payload?: object) =>
+    a.app.inject({ method, url, headers: adminAuth(), ...(payload ? { payload } : {}) });
+  const answers = {
+    restart: await send('POST', '/api/v1/remediations', { target: prefix, action: 'restart', force: true }),
+    pause: await send('POST', `/api/v1/containers/${prefix}/pause`, { for: '1h' }),
+    resume: await send('DELETE', `/api/v1/containers/${prefix}/pause`),
+    reset: await send('POST', `/api/v1/containers/${prefix}/reset`, {}),
+  };
+  for (const [what, res] of Object.entries(answers)) {
+    t.equal(res.statusCode, 404, `${what}: ${res.body}`);
+    t.match(json(res.body), {
+      error: 'target_not_found',
+      message: `no container named "${prefix}" (an id needs at least 12 hex characters)`,
+      target: prefix,
+    });
+  }
+  await a.engine.idle();
+  t.same(await restartCountOf(c.name), before, 'not restarted');
+  t.same(a.store.listRemediations(), [], 'nothing was queued');
+  t.equal(a.store.record(c.name)?.pausedUntil, undefined, 'not paused');
+  t.equal((await containerStatus(a, c.name))?.pausedUntil, null);
+
+  // Twelve characters or more are an id prefix, as the docker CLI prints it.
+  const byId = await send('POST', `/api/v1/containers/${c.id.slice(0, 12)}/pause`, { for: '1m' });
+  t.equal(byId.statusCode, 200);
+  t.equal(json(byId.body).container, c.name);
 });

@@ -168,6 +168,60 @@ t.test('bad input: clear 4xx answers, and nothing changes', async (t) => {
       status: 404,
       error: 'target_not_found',
     },
+    // A name Docker could never have given is the caller's mistake (400), not an engine failure (503).
+    ...['a b', 'a\u0000b', '名前', 'a;rm -rf /', '../x', '..', 'web?x=1', 'x'].flatMap((name) => {
+      const said = /is not a container name or id: Docker names are two or more letters/;
+      const path = `/api/v1/containers/${encodeURIComponent(name)}`;
+      const inBody = {
+        what: `restart of ${JSON.stringify(name)}`,
+        res: () => post('/api/v1/remediations', { target: name, action: 'restart', dryRun: true }),
+        status: 400,
+        error: 'invalid_target',
+        message: said,
+        check: (b: Record<string, unknown>) => t.equal(b.target, name),
+      };
+      // inject() resolves a `..` path segment before the router sees it (docker-safety.test.ts sends
+      // it over a socket).
+      if (name === '..') return [inBody];
+      return [
+        inBody,
+        {
+          what: `pause of ${JSON.stringify(name)}`,
+          res: () => post(`${path}/pause`, { for: '1h' }),
+          status: 400,
+          error: 'invalid_target',
+          message: said,
+        },
+        {
+          what: `resume of ${JSON.stringify(name)}`,
+          res: () => app.inject({ method: 'DELETE', url: `${path}/pause`, headers: adminAuth() }),
+          status: 400,
+          error: 'invalid_target',
+          message: said,
+        },
+        {
+          what: `reset of ${JSON.stringify(name)}`,
+          res: () => post(`${path}/reset`, {}),
+          status: 400,
+          error: 'invalid_target',
+          message: said,
+        },
+      ];
+    }),
+    {
+      what: 'a malformed Compose service',
+      res: () => post('/api/v1/remediations', { target: 'service:shop/web;reboot', action: 'restart' }),
+      status: 400,
+      error: 'invalid_target',
+      message: /"web;reboot" is not a Compose service name/,
+    },
+    {
+      what: 'a malformed Compose project',
+      res: () => post('/api/v1/remediations', { target: 'service:../web', action: 'restart' }),
+      status: 400,
+      error: 'invalid_target',
+      message: /"\.\." is not a Compose project name/,
+    },
     {
       what: 'unknown remediation id',
       res: () => app.inject({ method: 'GET', url: '/api/v1/remediations/nope', headers: adminAuth() }),

@@ -93,6 +93,20 @@ t.test('tokens sent in headers, reasons, labels and free text reach no log and n
     .map((f) => readFileSync(join(h.config.dataDir, f), 'utf8'))
     .join('\n');
   t.ok(outbox.length > 0, 'the outbox was written');
+  // What the admin API keeps and echoes back: the remediation's reason and requester, and the state.
+  const kept = await h.app.inject({
+    method: 'GET',
+    url: `/api/v1/remediations/${cleanup.json().id}`,
+    headers: admin,
+  });
+  t.equal(kept.statusCode, 200);
+  t.match(kept.json(), { requestedBy: '<redacted>', reason: 'because <redacted>' }, 'kept masked');
+  const state = readdirSync(h.config.dataDir)
+    .filter((f) => f.startsWith('state'))
+    .map((f) => readFileSync(join(h.config.dataDir, f), 'utf8'))
+    .join('\n');
+  t.notOk(state.includes(ADMIN_TOKEN), 'the state files do not hold the admin token');
+  t.notOk(kept.body.includes(ADMIN_TOKEN), 'the API answer does not hold the admin token');
   for (const token of TOKENS) {
     const what = `${token.slice(0, 10)}…`;
     t.notOk(logs.includes(token), `no log line holds ${what}`);

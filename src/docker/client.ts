@@ -1,6 +1,8 @@
 // The Docker engine as the rest of the service sees it: a small interface, so that decisions and
 // remediations never import dockerode and unit tests can use a fake.
-import type { ContainerView, HealthStatus } from '../core/types.js';
+import { CONTAINER_LABELS } from '../core/labels.js';
+import { checkSelector, resolveTarget, type TargetResolution } from '../core/targets.js';
+import type { ContainerView, HealthStatus, TargetSelector } from '../core/types.js';
 
 export interface ContainerSummary extends ContainerView {
   readonly image: string;
@@ -52,7 +54,10 @@ export interface DockerClient {
   ping(): Promise<void>;
   /** Containers, with health parsed from the status; one API call. */
   listContainers(opts?: { all?: boolean; labels?: ReadonlyArray<string> }): Promise<ContainerSummary[]>;
-  /** undefined when the container does not exist. */
+  /**
+   * undefined when the container does not exist. Give it an id from a listing, never a caller's text:
+   * the engine reads any hex text as an id prefix (use lookupContainer for a name someone typed).
+   */
   inspect(idOrName: string): Promise<ContainerDetails | undefined>;
   restart(id: string, stopTimeoutSec: number): Promise<'restarted' | 'gone'>;
   stop(id: string, stopTimeoutSec: number): Promise<StopOutcome>;
@@ -75,3 +80,61 @@ export const parseHealth = (status: string | undefined): HealthStatus => {
 
 /** An error from the engine that says the container or object does not exist. */
 export const isNotFound = (err: unknown): boolean => (err as { statusCode?: number })?.statusCode === 404;
+
+/**
+ * A container reference the client refused to put in a URL (empty, `.`, `..`, or with a `/`): the
+ * engine would read it as another path. Inputs check names first (core/names.ts), so this is a last
+ * line of defence; it means the text was the caller's mistake, not an engine failure.
+ */
+export class InvalidReferenceError extends Error {
+  override readonly name = 'InvalidReferenceError';
+}
+
+type Lookup = Pick<DockerClient, 'listContainers' | 'inspect'>;
+
+/**
+ * The container a caller's text names, looked up the one safe way: the text is checked against
+ * Docker's grammar (no engine call when it fails), matched against one listing (names exactly; ids as
+ * the full id or a unique prefix of 12 or more), and the match is inspected by its full id. Never
+ * `inspect(text)`: the engine reads any hex text as an id prefix, so `df` would find `df4b…`.
+ * Throws only when the engine fails.
+ */
+export async function lookupContainer(
+  docker: Lookup,
+  text: string,
+): Promise<TargetResolution<ContainerDetails>> {
+  const target: TargetSelector = { kind: 'container', name: text };
+  const checked = checkSelector(target);
+  if (!checked.ok) return checked;
+  const listed = resolveTarget(target, await docker.listContainers({ all: true }));
+  if (!listed.ok) return listed;
+  const found = listed.containers[0];
+  const details = found && (await docker.inspect(found.id));
+  if (!details) {
+    return {
+      ok: false,
+      reason: 'target_not_found',
+      detail: `no container named "${found?.name ?? text}" any more`,
+    };
+  }
+  return { ok: true, containers: [details] };
+}
+
+/**
+ * The containers a selector names: a container through lookupContainer, a Compose service from a
+ * listing filtered by its label. Names that break the grammar never reach the engine.
+ */
+export async function lookupTargets(
+  docker: Lookup,
+  target: TargetSelector,
+): Promise<TargetResolution<ContainerDetails | ContainerSummary>> {
+  if (target.kind === 'container') return lookupContainer(docker, target.name);
+  const checked = checkSelector(target);
+  if (!checked.ok) return checked;
+  if (target.kind !== 'service') return resolveTarget(target, []);
+  const list = await docker.listContainers({
+    all: true,
+    labels: [`${CONTAINER_LABELS.composeService}=${target.service}`],
+  });
+  return resolveTarget(target, list);
+}

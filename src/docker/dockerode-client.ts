@@ -1,13 +1,21 @@
 // DockerClient on dockerode. Every single call carries its own AbortSignal timeout; the event stream
 // carries none (a quiet stream is healthy) and is parsed line by line so it never buffers whole.
+// The engine is root on the host, so what this client sends is held tight: a container reference is
+// one encoded URL path segment or refused, requests never follow a redirect, and every error of a
+// connection ends as a rejected call, never as an unhandled 'error' event.
+import http from 'node:http';
+import https from 'node:https';
 import { createInterface } from 'node:readline';
+import { addAbortSignal } from 'node:stream';
 import Docker from 'dockerode';
+import { quoteInput } from '../core/names.js';
 import type { HealthStatus } from '../core/types.js';
 import {
   type ContainerDetails,
   type ContainerSummary,
   type DockerClient,
   type DockerEvent,
+  InvalidReferenceError,
   isNotFound,
   type PruneFilters,
   type PruneKind,
@@ -27,6 +35,141 @@ export function dockerOptions(dockerHost: string): Docker.DockerOptions {
   return { host: url.hostname, port: Number(url.port || (protocol === 'https' ? 2376 : 2375)), protocol };
 }
 
+/**
+ * A container name or id as one URL path segment. dockerode pastes it into `/containers/<id>/json` as
+ * it stands, and the engine cleans the path after decoding it: `..`, `.` or a `/` (even as `%2F`)
+ * would make it another path, which the engine answers with a redirect. Those are refused; anything
+ * else is percent-encoded, so a space or `?` stays inside the segment.
+ */
+export function pathSegment(ref: string): string {
+  if (ref === '' || ref === '.' || ref === '..' || ref.includes('/')) {
+    throw new InvalidReferenceError(`${quoteInput(ref)} cannot name a container in an engine URL`);
+  }
+  try {
+    return encodeURIComponent(ref);
+  } catch {
+    // A lone UTF-16 surrogate cannot be encoded.
+    throw new InvalidReferenceError(`${quoteInput(ref)} cannot name a container in an engine URL`);
+  }
+}
+
+interface ModemContext {
+  readonly isStream?: boolean;
+  readonly hijack?: boolean;
+  readonly openStdin?: boolean;
+  readonly statusCodes: Record<number, boolean | string>;
+}
+type ModemCallback = (err: unknown, result?: unknown) => void;
+/** The two methods of docker-modem 5 that this client takes over or reuses (private in its types). */
+interface ModemInternals {
+  protocol?: string;
+  timeout?: number;
+  buildRequest(
+    options: http.RequestOptions,
+    context: ModemContext,
+    data: unknown,
+    callback: ModemCallback,
+  ): void;
+  buildPayload(
+    err: unknown,
+    isStream: boolean,
+    statusCodes: ModemContext['statusCodes'],
+    openStdin: boolean,
+    req: unknown,
+    res: unknown,
+    json: unknown,
+    callback: ModemCallback,
+  ): void;
+}
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+};
+
+/**
+ * Makes a docker-modem instance send its requests through node:http, which follows no redirect.
+ * docker-modem's own transport is a copy of follow-redirects: it follows a 3xx to wherever the
+ * Location points (off the socket, over TCP, to a host the path named), and nothing listens for
+ * errors of that second request, so a failed lookup of its host ends the process. Here a 3xx other
+ * than 304 is an error of the call, and the request and the response always have an 'error' listener.
+ * Only plain requests are supported (no attach, upload or ssh): this client sends no other kind.
+ */
+export function refuseRedirects(modem: unknown): void {
+  const m = modem as ModemInternals;
+  if (typeof m.buildRequest !== 'function' || typeof m.buildPayload !== 'function') {
+    throw new Error(
+      'docker-modem has changed (no buildRequest/buildPayload): the Docker client cannot be kept from following redirects; pin docker-modem 5 or adapt src/docker/dockerode-client.ts',
+    );
+  }
+  m.buildRequest = (options, context, data, callback) => {
+    const plain = data === undefined || typeof data === 'string' || Buffer.isBuffer(data);
+    if (context.hijack || context.openStdin || m.protocol === 'ssh' || !plain) {
+      callback(new Error('this Docker client sends plain requests only (no attach, upload or ssh)'));
+      return;
+    }
+    let req: http.ClientRequest;
+    let finished = false;
+    const finish = (err: unknown, res?: http.IncomingMessage, body: unknown = null) => {
+      if (finished) return;
+      finished = true;
+      m.buildPayload(
+        err,
+        context.isStream === true,
+        context.statusCodes,
+        false,
+        req,
+        res ?? {},
+        body,
+        callback,
+      );
+    };
+    try {
+      req = (m.protocol === 'https' ? https : http).request(options);
+    } catch (err) {
+      callback(err);
+      return;
+    }
+    req.on('error', (err) => finish(err));
+    if (m.timeout) {
+      const ms = m.timeout;
+      req.setTimeout(ms, () => req.destroy(new Error(`the Docker engine did not answer within ${ms} ms`)));
+    }
+    req.on('response', (res) => {
+      // Stays attached: after the call has its answer, a late error of the stream is not a crash.
+      res.on('error', (err) => finish(err));
+      const code = res.statusCode ?? 0;
+      if (code >= 300 && code < 400 && code !== 304) {
+        res.resume();
+        const to = res.headers.location;
+        finish(
+          Object.assign(
+            new Error(
+              `the Docker engine answered ${code}${to ? ` (a redirect to ${quoteInput(to)})` : ''}; redirects from the engine are never followed`,
+            ),
+            { statusCode: code },
+          ),
+        );
+        return;
+      }
+      if (context.isStream === true) return finish(null, res);
+      // The response, too, ends with an error when the call's signal aborts.
+      if (options.signal) addAbortSignal(options.signal, res);
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const buffer = Buffer.concat(chunks);
+        finish(null, res, parseJson(buffer.toString()) || buffer);
+      });
+    });
+    if (data !== undefined) req.write(data);
+    req.end();
+  };
+}
+
 const statusOf = (err: unknown) => (err as { statusCode?: number })?.statusCode;
 const ms = (iso: string | undefined): number | undefined => {
   if (!iso || iso.startsWith('0001-')) return undefined;
@@ -41,6 +184,12 @@ export class DockerodeClient implements DockerClient {
     private readonly timeoutMs = 10_000,
   ) {
     this.docker = new Docker(dockerOptions(dockerHost));
+    refuseRedirects(this.docker.modem);
+  }
+
+  /** A container handle whose id is one safe URL path segment (see pathSegment). */
+  private container(idOrName: string): Docker.Container {
+    return this.docker.getContainer(pathSegment(idOrName));
   }
 
   private signal(extraMs = 0): AbortSignal {
@@ -77,9 +226,9 @@ export class DockerodeClient implements DockerClient {
 
   async inspect(idOrName: string): Promise<ContainerDetails | undefined> {
     try {
-      const c = await this.docker
-        .getContainer(idOrName)
-        .inspect({ abortSignal: this.signal() } as Docker.ContainerInspectOptions);
+      const c = await this.container(idOrName).inspect({
+        abortSignal: this.signal(),
+      } as Docker.ContainerInspectOptions);
       const health = c.State.Health?.Status as HealthStatus | undefined;
       const log = c.State.Health?.Log;
       const stopTimeout = (c.Config as { StopTimeout?: number }).StopTimeout;
@@ -114,9 +263,10 @@ export class DockerodeClient implements DockerClient {
   async restart(id: string, stopTimeoutSec: number): Promise<'restarted' | 'gone'> {
     try {
       // The HTTP call must outlive the stop timeout, or a slow stop is reported as a failure.
-      await this.docker
-        .getContainer(id)
-        .restart({ t: stopTimeoutSec, abortSignal: this.signal(stopTimeoutSec * 1000) } as { t: number });
+      await this.container(id).restart({
+        t: stopTimeoutSec,
+        abortSignal: this.signal(stopTimeoutSec * 1000),
+      } as { t: number });
       return 'restarted';
     } catch (err) {
       if (isNotFound(err)) return 'gone';
@@ -126,9 +276,10 @@ export class DockerodeClient implements DockerClient {
 
   async stop(id: string, stopTimeoutSec: number): Promise<StopOutcome> {
     try {
-      await this.docker
-        .getContainer(id)
-        .stop({ t: stopTimeoutSec, abortSignal: this.signal(stopTimeoutSec * 1000) } as { t: number });
+      await this.container(id).stop({
+        t: stopTimeoutSec,
+        abortSignal: this.signal(stopTimeoutSec * 1000),
+      } as { t: number });
       return 'stopped';
     } catch (err) {
       const code = statusOf(err);
@@ -140,7 +291,7 @@ export class DockerodeClient implements DockerClient {
 
   async start(id: string): Promise<StartOutcome> {
     try {
-      await this.docker.getContainer(id).start({ abortSignal: this.signal() } as object);
+      await this.container(id).start({ abortSignal: this.signal() } as object);
       return 'started';
     } catch (err) {
       const code = statusOf(err);
@@ -152,7 +303,7 @@ export class DockerodeClient implements DockerClient {
 
   async kill(id: string): Promise<'killed' | 'not_running' | 'gone'> {
     try {
-      await this.docker.getContainer(id).kill({ abortSignal: this.signal() } as object);
+      await this.container(id).kill({ abortSignal: this.signal() } as object);
       return 'killed';
     } catch (err) {
       const code = statusOf(err);
@@ -163,7 +314,7 @@ export class DockerodeClient implements DockerClient {
   }
 
   async remove(id: string): Promise<{ removed: boolean; reclaimedBytes: number }> {
-    const c = this.docker.getContainer(id);
+    const c = this.container(id);
     try {
       const info = (await c.inspect({
         size: true,
@@ -226,6 +377,8 @@ export class DockerodeClient implements DockerClient {
     )) as NodeJS.ReadableStream & {
       destroy(): void;
     };
+    // An error of the stream ends the loop below as a throw (readline forwards it); one that comes
+    // after the loop has ended meets the listener refuseRedirects keeps on every response.
     const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
     // Closing the reader ends the loop below; destroying the stream alone would leave it waiting.
     const onAbort = () => {
