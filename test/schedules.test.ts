@@ -64,6 +64,9 @@ t.test('SCHEDULES parsing', async (t) => {
     ['0 3 * * *=restart:host', /restart needs a target/],
     ['0 3 * * *=cleanup:web', /cleanup acts on the whole host/],
     ['0 3 * * *=cleanup; 0 4 * * *=stop_start', /^SCHEDULES: entry 2 "0 4 \* \* \*=stop_start"/],
+    // A target that breaks Docker's or Compose's name grammar is a configuration error at start-up.
+    ['0 3 * * *=restart:../x', /^SCHEDULES: entry 1 .*"\.\.\/x" is not a container name or id/],
+    ['0 3 * * *=restart:service:Shop/web', /"Shop" is not a Compose project name/],
   ];
   for (const [text, re] of bad) {
     t.throws(() => parseSchedules(text), { name: 'ConfigError', message: re }, text);

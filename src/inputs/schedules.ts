@@ -8,7 +8,7 @@ import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config.js';
 import type { Clock } from '../core/clock.js';
-import { describeTarget, parseTarget } from '../core/targets.js';
+import { checkSelector, describeTarget, parseTarget } from '../core/targets.js';
 import { type ActionName, isAction, type Signal, type TargetSelector } from '../core/types.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../state/store.js';
@@ -68,6 +68,8 @@ export function parseSchedules(text: string): ScheduleEntry[] {
         );
       }
       target = parseTarget(targetText);
+      const checked = checkSelector(target);
+      if (!checked.ok) throw new ConfigError(`${where}: ${checked.detail}`);
     }
     entries.push({ text: part, cron, action, target });
   });
