@@ -257,7 +257,9 @@ t.test('force skips the cooldown of a just-healed container', async (t) => {
   await waitForHealth(c.name, 'healthy');
   t.equal((await a.settled(await request(a, { target: c.name, action: 'restart' }))).state, 'succeeded');
   const status = await containerStatus(a, c.name);
-  t.ok((status?.cooldownRemainingSeconds as number) > 590, 'the cooldown is reported');
+  // Well inside the 600 s cooldown whatever the machine's load: it is reported, not measured.
+  const remaining = status?.cooldownRemainingSeconds as number;
+  t.ok(remaining > 300 && remaining <= 600, `the cooldown is reported (${remaining} s left)`);
   const cooled = await a.settled(await request(a, { target: c.name, action: 'restart' }));
   t.match(cooled, { state: 'skipped', skipReason: 'cooldown_active' });
   const forced = await a.settled(await request(a, { target: c.name, action: 'restart', force: true }));

@@ -1,6 +1,11 @@
 // Delivery through the outbox to a fake Bot API on 127.0.0.1: 429 waits its retry_after, 5xx and
 // network errors are retried with back-off, 403 is given up and counted, timeouts fire, each message
 // arrives once, one chat gets at most about one message a second, and the token leaks nowhere.
+//
+// Times are asserted in the outbox's own (injected) clock, never as gaps between arrivals at the fake:
+// arrival times add the client's and the server's scheduling delays, which a loaded machine stretches
+// unevenly (a 1 000 ms interval once arrived as a 977 ms gap). What the outbox promises is when it
+// decides to send, and that is what `sends` records.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,15 +14,70 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import t from 'tap';
-import { MockAgent } from 'undici';
+import { Agent, type Dispatcher, MockAgent } from 'undici';
 import { testConfig } from '../src/config.js';
+import type { Clock } from '../src/core/clock.js';
 import { createMetrics } from '../src/metrics.js';
 import type { Escalation } from '../src/notifiers/escalation.js';
 import { createNotifier, type NotifierDeps } from '../src/notifiers/index.js';
+import { RESENT_NOTE } from '../src/notifiers/format.js';
 import type { OutboxTuning } from '../src/notifiers/outbox.js';
 import { FAKE_TOKEN, type FakeTelegram, startFakeTelegram } from './fixtures/fake-telegram.js';
 
 type Teardown = { teardown(fn: () => unknown): void };
+
+/**
+ * The system clock, with two test controls: it can be held still and moved by hand (so a burst "spread
+ * over 200 ms" is 200 ms to the outbox however slow the machine is), and it remembers its last reading.
+ * The outbox reads the clock once per pass and sends with nothing else reading it in between, so the
+ * reading before a send is the time the outbox chose to send.
+ */
+class TestClock implements Clock {
+  last = 0;
+  private offset = 0;
+  private heldAt: number | undefined;
+  now(): number {
+    this.last = this.heldAt ?? Date.now() + this.offset;
+    return this.last;
+  }
+  hold(): void {
+    this.heldAt = this.now();
+  }
+  advance(ms: number): void {
+    if (this.heldAt !== undefined) this.heldAt += ms;
+    else this.offset += ms;
+  }
+  release(): void {
+    if (this.heldAt === undefined) return;
+    this.offset = this.heldAt - Date.now();
+    this.heldAt = undefined;
+  }
+}
+
+interface Send {
+  /** The outbox's clock when it sent (see TestClock). */
+  readonly at: number;
+  readonly chatId: unknown;
+  readonly text: unknown;
+}
+
+/** The Bot API client's dispatcher, noting each call as it is handed over (synchronously from the send). */
+class RecordingAgent extends Agent {
+  readonly sends: Send[] = [];
+  constructor(private readonly clock: TestClock) {
+    super();
+  }
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    let body: { chat_id?: unknown; text?: unknown } = {};
+    try {
+      body = JSON.parse(String(opts.body)) as typeof body;
+    } catch {
+      // not a sendMessage body
+    }
+    this.sends.push({ at: this.clock.last, chatId: body.chat_id, text: body.text });
+    return super.dispatch(opts, handler);
+  }
+}
 
 let n = 0;
 function escalation(over: Partial<Escalation> = {}): Escalation {
@@ -68,9 +128,14 @@ async function setup(t: Teardown, o: Setup = {}) {
     }),
   );
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
+  const clock = new TestClock();
+  const agent = new RecordingAgent(clock);
+  t.teardown(() => agent.close());
   const notifier = createNotifier(config, {
     log,
     metrics,
+    clock,
+    dispatcher: agent,
     timeoutMs: 2_000,
     tuning: { batchWindowMs: 30, minIntervalMs: 0, retryBaseMs: 100, ...o.tuning },
     ...o.deps,
@@ -83,7 +148,10 @@ async function setup(t: Teardown, o: Setup = {}) {
     return v?.value ?? 0;
   };
   const count = (result: string) => metric('autoheal_notifications_total', { channel: 'telegram', result });
-  return { fake, dir, notifier, lines, metrics, metric, count };
+  /** The log lines of one result (retried, sent, failed, ...), parsed. */
+  const logged = (result: string) =>
+    lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.result === result);
+  return { fake, dir, notifier, lines, metrics, metric, count, clock, sends: agent.sends, logged };
 }
 
 const waitUntil = async (what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 15_000) => {
@@ -98,13 +166,17 @@ t.test('429 with retry_after 2: delivered once, after the wait', async (t) => {
   const s = await setup(t);
   s.fake.script.push({ status: 429, retryAfter: 2 });
   s.notifier.raise(escalation({ container: 'web-429' }));
-  const [first] = await s.fake.waitForRequests(1);
   const delivered = await s.fake.waitForDelivered(1);
-  const second = s.fake.requests[1];
-  t.ok(first && second, 'two requests');
+  t.equal(s.fake.requests.length, 2, 'two requests');
+  // The wait the outbox chose is retry_after itself, not a back-off; and it kept to it (its clock).
+  t.same(
+    s.logged('retried').map((l) => l.retryInMs),
+    [2_000],
+    'retry scheduled after retry_after (2 s)',
+  );
+  const [first, second] = s.sends;
   const waited = (second?.at ?? 0) - (first?.at ?? 0);
-  t.ok(waited >= 1_990, `the retry came ${waited} ms after the 429`);
-  t.ok(waited < 3_500, 'and not much later');
+  t.ok(waited >= 2_000, `the retry was sent ${waited} ms after the first try (outbox clock)`);
   t.match(delivered[0]?.plain, 'web-429');
   await sleep(500);
   t.equal(s.fake.requests.length, 2, 'no further request');
@@ -126,9 +198,19 @@ t.test('three 500s then 200: delivered once', async (t) => {
   t.equal(await s.count('retried'), 3);
   t.equal(await s.count('sent'), 1);
   t.equal(await s.count('failed'), 0);
-  const gaps = s.fake.requests.slice(1).map((r, i) => r.at - (s.fake.requests[i]?.at ?? 0));
-  t.ok(gaps[0] !== undefined && gaps[0] >= 90, `back-off before retry 1: ${gaps[0]} ms`);
-  t.ok(gaps[2] !== undefined && gaps[2] >= 390, `back-off doubles: retry 3 after ${gaps[2]} ms`);
+  // The back-off the outbox chose doubles from retryBaseMs (100) with up to 10% jitter, and each retry
+  // went out no earlier than its back-off (outbox clock).
+  const delays = s.logged('retried').map((l) => Number(l.retryInMs));
+  t.equal(delays.length, 3, 'three back-offs');
+  delays.forEach((d, i) => {
+    const base = 100 * 2 ** i;
+    t.ok(d >= base && d <= Math.round(base * 1.1), `back-off ${i + 1}: ${d} ms (base ${base} ms)`);
+  });
+  t.equal(s.sends.length, 4);
+  const gaps = s.sends.slice(1).map((x, i) => x.at - (s.sends[i]?.at ?? 0));
+  for (const [i, g] of gaps.entries()) {
+    t.ok(g >= (delays[i] ?? 0), `retry ${i + 1} sent ${g} ms after the try before`);
+  }
 });
 
 t.test('403: given up and counted, never retried', async (t) => {
@@ -166,15 +248,56 @@ t.test('network errors and timeouts are retried; each call has a timeout', async
   const s = await setup(t, { deps: { timeoutMs: 300 } });
   s.fake.script.push({ destroy: true }, { hang: true });
   s.notifier.raise(escalation({ container: 'web-net' }));
-  const started = Date.now();
+  // The fake never answers the hung call: only the call's own timeout lets the third request happen, so
+  // waitForDelivered's bound (15 s) is a hang check, not a speed check. The reason says which timeout.
   await s.fake.waitForDelivered(1);
   t.equal(s.fake.requests.length, 3, 'dropped connection, hung call, success');
-  t.ok(Date.now() - started < 3_000, 'the hung call was abandoned after its timeout');
-  const reasons = s.lines.map((l) => JSON.parse(l)).filter((l) => l.result === 'retried');
+  const reasons = s.logged('retried');
   t.equal(reasons.length, 2);
-  t.match(reasons[1]?.reason, /timed out after 300 ms/);
+  t.match(reasons[1]?.reason, /timed out after 300 ms/, 'the hung call was abandoned after its timeout');
+  const [, hung, third] = s.sends;
+  t.ok(
+    (third?.at ?? 0) - (hung?.at ?? 0) >= 300,
+    'the next try came after the 300 ms timeout (outbox clock)',
+  );
   await sleep(300);
   t.equal(s.fake.delivered.length, 1, 'delivered once');
+});
+
+t.test('a call that hangs past the timeout is sent again, marked as a possible repeat', async (t) => {
+  const s = await setup(t, { deps: { timeoutMs: 300 } });
+  s.fake.script.push({ hang: true });
+  s.notifier.raise(escalation({ container: 'web-hang' }));
+  const [d] = await s.fake.waitForDelivered(1);
+  const [first, second] = s.fake.requests;
+  t.equal(s.fake.requests.length, 2, 'the hung call and one resend');
+  // The fake read the whole first request before hanging: Telegram could have delivered it.
+  t.notOk(String(first?.body.text).includes(RESENT_NOTE), 'the first attempt is the message as it is');
+  t.ok(String(second?.body.text).startsWith(String(first?.body.text).slice(0, 40)), 'the same message');
+  t.match(d?.plain, 'web-hang');
+  t.ok(d?.plain.endsWith(RESENT_NOTE), 'the resend says it may be a repeat');
+  const line = s.lines.map((l) => JSON.parse(l)).find((l) => l.maybeDelivered === true);
+  t.match(line, { level: 40, result: 'retried' }, 'logged as maybe delivered');
+  t.match(line?.msg, /may have arrived.*marked as a possible repeat/);
+  t.equal(s.notifier.depth, 0);
+});
+
+t.test('an attempt in flight when the process dies is marked as a possible repeat after it', async (t) => {
+  const fake = await startFakeTelegram(t);
+  const dir = mkdtempSync(join(tmpdir(), 'autoheal-tg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  fake.fallback = { hang: true };
+  // Life 1: the request reaches Telegram and the process dies before any answer (no close()).
+  const a = await setup(t, { fake, dir, deps: { timeoutMs: 60_000 } });
+  a.notifier.enqueueText('in flight at the crash');
+  await fake.waitForRequests(1);
+  fake.fallback = { status: 200 };
+  // Life 2 reads the journal as the crash left it.
+  await setup(t, { fake, dir });
+  const [d] = await fake.waitForDelivered(1);
+  t.match(d?.plain, /^in flight at the crash/);
+  t.ok(d?.plain.endsWith(RESENT_NOTE), 'the resend says it may be a repeat');
+  t.equal(fake.requests.length, 2);
 });
 
 t.test('refused connection (API down) is retried until it comes back', async (t) => {
@@ -187,15 +310,23 @@ t.test('refused connection (API down) is retried until it comes back', async (t)
   const fake = await startFakeTelegram(t, FAKE_TOKEN, port);
   await fake.waitForDelivered(1);
   t.match(fake.delivered[0]?.plain, 'web-down');
+  t.notOk(fake.delivered[0]?.plain.includes(RESENT_NOTE), 'nothing can have arrived: no repeat note');
   t.match(JSON.parse(s.lines.find((l) => l.includes('"retried"')) ?? '{}').reason, /ECONNREFUSED/);
 });
 
 t.test('a burst of 30 escalations becomes one digest per chat; chats and topics', async (t) => {
   const s = await setup(t, { chats: '-1001,-1002:77', tuning: { batchWindowMs: 300 } });
+  // Spread over 200 ms of the outbox's clock, as a real burst is; held while raising, so that a slow
+  // machine cannot stretch the 100 ms steps past the 300 ms quiet window.
+  s.clock.hold();
   for (let i = 0; i < 30; i++) {
     s.notifier.raise(escalation({ container: `burst-${i}` }));
-    if (i % 10 === 9) await sleep(100); // spread over the window, as a real burst is
+    if (i % 10 === 9) {
+      s.clock.advance(100);
+      await sleep(10);
+    }
   }
+  s.clock.release();
   await s.fake.waitForDelivered(2);
   await sleep(600);
   t.equal(s.fake.delivered.length, 2, 'one message per chat');
@@ -217,10 +348,19 @@ t.test('one chat gets at most one message per interval, in order', async (t) => 
     ['one', 'two', 'three'],
     'in order',
   );
-  const gaps = to42.slice(1).map((d, i) => d.at - (to42[i]?.at ?? 0));
-  for (const g of gaps) t.ok(g >= 990, `gap ${g} ms >= ~1 s`);
-  const to43 = s.fake.delivered.filter((d) => d.chatId === 43);
-  t.ok(Math.abs((to43[0]?.at ?? 0) - (to42[0]?.at ?? 0)) < 500, 'chats are served side by side');
+  // When the outbox sent, in its own clock: the interval holds exactly, whatever the machine's load.
+  const sent42 = s.sends.filter((x) => x.chatId === 42);
+  const sent43 = s.sends.filter((x) => x.chatId === 43);
+  t.equal(sent42.length, 3, 'three sends to chat 42');
+  const gaps = sent42.slice(1).map((x, i) => x.at - (sent42[i]?.at ?? 0));
+  for (const g of gaps) t.ok(g >= 1_000, `sent ${g} ms after the one before (outbox clock) >= 1 s`);
+  // Side by side: the first message of chat 43 does not wait for chat 42's interval.
+  t.ok(
+    (sent43[0]?.at ?? Number.POSITIVE_INFINITY) - (sent42[0]?.at ?? 0) < 1_000,
+    'chats are served side by side',
+  );
+  const order = s.sends.map((x) => `${x.chatId}:${x.text}`);
+  t.ok(order.indexOf('43:one') < order.indexOf('42:two'), 'chat 43 got its first before chat 42 its second');
 });
 
 t.test('recovery alone is silent; a severity not asked for is not sent', async (t) => {

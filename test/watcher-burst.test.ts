@@ -29,6 +29,8 @@ t.test('ten watched containers break at once: all acted on in parallel', async (
 
   const t0 = Date.now();
   await Promise.all(cs.map((c) => breakContainer(c.name)));
+  // A hang check only (in series this would still finish within it): parallelism is asserted below by
+  // the order of events, which a loaded machine cannot change.
   await waitFor(
     'all ten restarted and healthy',
     async () => {
@@ -37,27 +39,40 @@ t.test('ten watched containers break at once: all acted on in parallel', async (
         (i) => i.State.StartedAt !== before.get(i.Name.slice(1)) && i.State.Health?.Status === 'healthy',
       );
     },
-    60_000,
+    120_000,
     200,
   );
   const total = (Date.now() - t0) / 1000;
-
-  const actions = cs.flatMap((c) => h.auditFor(c.name, 'action'));
-  t.equal(actions.length, 10, 'one action per container');
-  const times = actions.map((a) => Date.parse(String(a.time)));
-  const spread = (Math.max(...times) - Math.min(...times)) / 1000;
-  t.ok(spread < STOP_TIMEOUT, `all ten actions began within ${spread.toFixed(2)}s of each other`);
-  // In series this takes at least ten stop timeouts (30 s); in parallel about one, plus detection, the
-  // engine's own start-up work for ten containers on a small machine, and the health checks.
-  t.ok(
-    total < 5 * STOP_TIMEOUT,
-    `all healed in ${total.toFixed(1)}s; one stop timeout is ${STOP_TIMEOUT}s, ten in series ${10 * STOP_TIMEOUT}s`,
-  );
-  t.comment(`burst of 10 healed in ${total.toFixed(1)} s; actions spread over ${spread.toFixed(2)} s`);
   const results = await waitFor('ten verified remediations', async () => {
     const r = cs.map((c) => h.auditFor(c.name, 'remediation')[0]?.result);
     return r.every(Boolean) ? r : undefined;
   });
+
+  const names = new Set(cs.map((c) => c.name));
+  const audit = h.audit().filter((l) => names.has(String(l.container)));
+  const actions = audit.filter((l) => l.event === 'action');
+  t.equal(actions.length, 10, 'one action per container');
+  // No action waited for another container's remediation: between a container's decision to act and
+  // its action, no remediation of the burst ended. In series, each of the nine later ones would have
+  // waited for a remediation (each one takes the full stop timeout, so they cannot end unseen).
+  const waitedFor: string[] = [];
+  for (const c of cs) {
+    const decided = audit.findIndex(
+      (l) => l.event === 'decision' && l.reason === 'ok' && l.container === c.name,
+    );
+    const acted = audit.findIndex((l) => l.event === 'action' && l.container === c.name);
+    t.ok(decided >= 0 && acted > decided, `${c.name}: decided, then acted`);
+    const ended = audit
+      .slice(decided + 1, acted)
+      .filter((l) => l.event === 'remediation')
+      .map((l) => String(l.container));
+    waitedFor.push(...ended.map((e) => `${c.name} waited for ${e}`));
+  }
+  t.same(waitedFor, [], 'no action waited for another remediation to end');
+  const times = actions.map((a) => Date.parse(String(a.time)));
+  const spread = (Math.max(...times) - Math.min(...times)) / 1000;
+  // Speed is bench/'s business (bench/reaction.ts); here it is only reported.
+  t.comment(`burst of 10 healed in ${total.toFixed(1)} s; actions spread over ${spread.toFixed(2)} s`);
   t.same(new Set(results), new Set(['succeeded']));
   const durations = cs.map((c) => Number(h.auditFor(c.name, 'remediation')[0]?.durationMs));
   t.comment(`remediation durations (ms): ${durations.join(', ')}`);
@@ -79,10 +94,12 @@ t.test('a crash loop under the restart policy is escalated once, not restarted b
   t.match(e.detail, /restarted \d+ times by its restart policy \(always\)/);
   // Docker keeps restarting it; the episode stays one escalation and we never act on it.
   const count = (await docker.getContainer(c.name).inspect()).RestartCount;
+  // A hang check only: Docker doubles its restart delay each time (0.1 s, 0.2 s, ... 12.8 s), so two
+  // more restarts after a late escalation can take 20 s on a slow machine.
   await waitFor(
     'two more restarts by Docker',
     async () => (await docker.getContainer(c.name).inspect()).RestartCount >= count + 2,
-    20_000,
+    90_000,
   );
   t.equal(sink.raised.filter((x) => x.kind === 'crash_loop').length, 1, 'one escalation per episode');
   t.equal(h.auditFor(c.name, 'action').length, 0, 'no restart from the healer');
