@@ -38,9 +38,6 @@ declare module 'fastify' {
   }
 }
 
-/** A keep-alive connection is closed after this many requests, so no one socket is held for good. */
-const MAX_REQUESTS_PER_SOCKET = 1000;
-
 export async function buildApp(config: Config, deps: Deps) {
   const limits = config.http;
   const app = Fastify({
@@ -60,7 +57,6 @@ export async function buildApp(config: Config, deps: Deps) {
     // A socket silent this long is closed: longer than a whole request plus the slowest engine call a
     // handler waits for, so only a client that stopped reading or talking is hit.
     connectionTimeout: limits.requestTimeoutMs + config.dockerTimeoutMs,
-    maxRequestsPerSocket: MAX_REQUESTS_PER_SOCKET,
     trustProxy: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
