@@ -1,0 +1,35 @@
+// The CLI's command table, without a service: the usage is generated from it and lists every command
+// and option, and every entry can run.
+import t from 'tap';
+import { COMMANDS, findCommand, usage } from '../src/cli/commands.js';
+import { OPTIONS } from '../src/cli/options.js';
+
+t.test('the usage lists every command of the table with its summary', async (t) => {
+  const text = usage();
+  t.match(text, /^Usage: autoheal-nexus <command> \[options\]\n/);
+  for (const c of COMMANDS) {
+    const line = text.split('\n').find((l) => l.startsWith(`  ${c.name} `));
+    t.ok(line, `usage lists ${c.name}`);
+    t.ok(line?.endsWith(c.summary), `the ${c.name} line ends with its summary`);
+    if (c.synopsis) t.ok(line?.includes(`${c.name} ${c.synopsis}`), `the ${c.name} line shows its arguments`);
+  }
+});
+
+t.test('every table entry has a unique name, a summary and a handler', async (t) => {
+  t.ok(COMMANDS.length > 0);
+  t.equal(new Set(COMMANDS.map((c) => c.name)).size, COMMANDS.length, 'names are unique');
+  for (const c of COMMANDS) {
+    t.match(c.name, /^[a-z][a-z-]*$/, `${c.name}: a command word`);
+    t.ok(c.summary.trim().length > 0, `${c.name} has a summary`);
+    t.equal(typeof c.run, 'function', `${c.name} has a handler`);
+    t.equal(findCommand(c.name), c, `${c.name} is found by its name`);
+  }
+  t.equal(findCommand('reboot'), undefined, 'an unknown name finds nothing');
+});
+
+t.test('the usage lists every option', async (t) => {
+  const text = usage();
+  for (const name of Object.keys(OPTIONS)) {
+    t.match(text, new RegExp(`\\n  (-[a-z], )?--${name}\\b`), `usage lists --${name}`);
+  }
+});
