@@ -13,7 +13,7 @@ import Docker from 'dockerode';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config.js';
 import { systemClock } from '../src/core/clock.js';
-import { CONTAINER_LABELS, TEST_LABEL } from '../src/core/labels.js';
+import { CONTAINER_LABELS } from '../src/core/labels.js';
 import type { DockerClient, DockerEvent } from '../src/docker/client.js';
 import { DockerodeClient } from '../src/docker/dockerode-client.js';
 import { Engine } from '../src/engine.js';
@@ -23,6 +23,7 @@ import { createMetrics } from '../src/metrics.js';
 import { LogEscalationSink } from '../src/notifiers/escalation.js';
 import { Store } from '../src/state/store.js';
 import { ensureTestImage, TEST_IMAGE } from '../test/fixtures/docker.js';
+import { TEST_LABEL } from '../test/fixtures/labels.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
 const BURST = 10;

@@ -19,12 +19,12 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { ManualClock } from '../src/core/clock.js';
 import type { DockerClient } from '../src/docker/client.js';
 import { Engine } from '../src/engine.js';
 import { createMetrics } from '../src/metrics.js';
 import { LogEscalationSink } from '../src/notifiers/escalation.js';
 import { PRUNE_INTERVAL_MS, Store } from '../src/state/store.js';
+import { ManualClock } from '../test/fixtures/clock.js';
 
 const N = Number(process.env.N ?? 50_000);
 const DAYS = Number(process.env.DAYS ?? 30);

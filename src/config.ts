@@ -421,8 +421,3 @@ export function secretsOf(config: Config): string[] {
   }
   return out;
 }
-
-/** A Config for tests and tools: the defaults, overridden by the given variables. */
-export function testConfig(env: Record<string, string | undefined> = {}): Config {
-  return loadConfig({ LOG_FILE: '', LOG_LEVEL: 'silent', ...env });
-}

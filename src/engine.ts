@@ -13,17 +13,23 @@ import { CONTAINER_LABELS } from './core/labels.js';
 import {
   admit,
   circuitIsOpen,
-  cooldownAfter,
-  cooldownBaseFor,
   decide,
   decideHost,
-  effectiveAttempts,
   maxAttemptsFor,
   type PolicyContext,
   recordAction,
-  shouldGiveUp,
-  shouldReportFlapping,
 } from './core/policy.js';
+import {
+  flappingReported,
+  givenUp,
+  incidentEnded,
+  intentRecorded,
+  observed,
+  resetRecord,
+  resultRecorded,
+  resumed,
+  skipConsequence,
+} from './core/records.js';
 import { deferDelayMs, isTransientError, MAX_TRIES_OF_A_FAULTY_SIGNAL } from './core/pending.js';
 import { describeTarget, type TargetResolution } from './core/targets.js';
 import {
@@ -32,18 +38,13 @@ import {
   type ContainerView,
   type Decision,
   emptyRecord,
-  originOf,
   type RemediationResult,
   type Signal,
 } from './core/types.js';
 import { type ContainerDetails, type DockerClient, lookupContainer, lookupTargets } from './docker/client.js';
 import type { Metrics } from './metrics.js';
-import {
-  buildEscalation,
-  type EscalationContext,
-  type EscalationKind,
-  type EscalationSink,
-} from './notifiers/escalation.js';
+import type { EscalationKind } from './core/escalation.js';
+import { buildEscalation, type EscalationContext, type EscalationSink } from './notifiers/escalation.js';
 import { containerHandlers, hostHandlers } from './remediations/index.js';
 import { verifyRecovery } from './remediations/verify.js';
 import type { CompiledRule } from './core/rules.js';
@@ -194,8 +195,7 @@ export class Engine {
     const byId = new Map(pending.map((s) => [s.id, s]));
     for (const r of [...this.d.store.records()]) {
       if (!r.inFlight) continue;
-      // It counts as an attempt made at its start, and the cooldown holds from then.
-      const next = Math.max(r.nextAllowedAt ?? 0, r.inFlight.startedAt + this.d.config.policy.cooldownMs);
+      const next = resumed(r, this.d.config.policy.cooldownMs);
       this.d.log.warn(
         {
           event: 'resume',
@@ -203,11 +203,11 @@ export class Engine {
           action: r.inFlight.action,
           signalId: r.inFlight.signalId,
           remediationId: r.inFlight.remediationId,
-          nextAllowedAt: next,
+          nextAllowedAt: next.nextAllowedAt,
         },
         'verifying an action interrupted by a restart of the service (it is not started again)',
       );
-      this.putRecord({ ...r, nextAllowedAt: next, pendingRetry: undefined });
+      this.putRecord(next);
       const origin = (r.inFlight.signalId && byId.get(r.inFlight.signalId)) || this.resumeSignal(r);
       this.track(this.resumeAction(r.name, origin));
     }
@@ -305,49 +305,19 @@ export class Engine {
   private observeRecord(c: ContainerView, event?: { stoppedByOperator?: boolean }): void {
     const now = this.d.clock.now();
     const r = this.d.store.record(c.name);
-    const healthy = c.state === 'running' && (c.health === 'healthy' || c.health === 'none');
-    if (!r) {
-      if (event?.stoppedByOperator) this.putRecord({ ...emptyRecord(c.name), stoppedByOperator: true });
-      return;
+    const step = observed(
+      r,
+      c,
+      { now, busy: this.busy.has(c.name), stoppedByOperator: event?.stoppedByOperator },
+      this.d.config.policy,
+    );
+    if (step.record) this.putRecord(step.record);
+    if (step.recovered) {
+      // The record first: the given-up gauge is counted from the records.
+      this.closeIncident(step.recovered.incidentId, 'recovered', now, 'healthy again');
+      this.refreshGauges();
+      this.escalate('recovered', { container: c, detail: 'healthy again after the service gave up' });
     }
-    let next: ContainerRecord = r;
-    if (event?.stoppedByOperator !== undefined && r.stoppedByOperator !== event.stoppedByOperator) {
-      next = { ...next, stoppedByOperator: event.stoppedByOperator };
-    }
-    if (healthy && !r.inFlight && !this.busy.has(c.name)) {
-      if (next.healthySince === undefined) next = { ...next, healthySince: now };
-      if (r.givenUp) {
-        next = {
-          ...next,
-          givenUp: false,
-          givenUpAt: undefined,
-          attempts: 0,
-          failures: 0,
-          pendingRetry: undefined,
-        };
-        next = { ...next, incidentId: undefined };
-        // The record first: the given-up gauge is counted from the records.
-        this.putRecord(next);
-        this.closeIncident(r.incidentId, 'recovered', now, 'healthy again');
-        this.refreshGauges();
-        this.escalate('recovered', { container: c, detail: 'healthy again after the service gave up' });
-        return;
-      } else if (
-        r.attempts > 0 &&
-        next.healthySince !== undefined &&
-        now - next.healthySince >= this.d.config.policy.stablePeriodMs
-      ) {
-        next = { ...next, attempts: 0, failures: 0 };
-      }
-    } else if (
-      !healthy &&
-      r.healthySince !== undefined &&
-      c.state === 'running' &&
-      c.health === 'unhealthy'
-    ) {
-      next = { ...next, healthySince: undefined };
-    }
-    if (next !== r) this.putRecord(next);
   }
 
   // Operator controls ------------------------------------------------------------------------------
@@ -363,17 +333,7 @@ export class Engine {
     const r = this.d.store.record(name) ?? emptyRecord(name);
     this.cancelRetry(name);
     if (r.incidentId) this.closeIncident(r.incidentId, 'reset', this.d.clock.now(), 'reset by an operator');
-    const next: ContainerRecord = {
-      ...r,
-      attempts: 0,
-      failures: 0,
-      givenUp: false,
-      givenUpAt: undefined,
-      nextAllowedAt: undefined,
-      pendingRetry: undefined,
-      incidentId: undefined,
-      flappingAt: undefined,
-    };
+    const next = resetRecord(r);
     this.putRecord(next);
     this.refreshGauges();
     return next;
@@ -565,9 +525,11 @@ export class Engine {
     record: ContainerRecord | undefined,
     now: number,
   ): void {
-    if (decision.reason === 'flapping' && shouldReportFlapping(record, c)) {
+    const consequence = skipConsequence(decision, record, c);
+    if (consequence === 'report_flapping') {
       // Failing again after a verified heal, with the attempts used up: the humans are told once per
       // recovery, and the hold is an incident of its own that the next action continues.
+      const r = record ?? emptyRecord(c.name);
       const incidentId = this.d.store.openIncident(c.name, signal, now);
       this.addDecisionEvent(c.name, signal, decision, signal.action ?? 'none', now);
       this.d.store.addIncidentEvent(c.name, signal, {
@@ -576,8 +538,7 @@ export class Engine {
         reason: 'flapping',
         detail: decision.detail,
       });
-      const r = this.d.store.record(c.name) ?? emptyRecord(c.name);
-      this.putRecord({ ...r, flappingAt: now, incidentId });
+      this.putRecord(flappingReported(r, now, incidentId));
       this.d.log.warn(
         { event: 'flapping', container: c.name, attempts: r.attempts, detail: decision.detail },
         `${c.name} is flapping`,
@@ -602,14 +563,14 @@ export class Engine {
       });
       this.addDecisionEvent(c.name, signal, decision, signal.action ?? 'none', now);
     }
-    if (decision.reason === 'max_attempts' && shouldGiveUp(record, c)) {
-      this.giveUp(c, signal, decision.detail);
-    } else if (decision.reason === 'already_healthy' && record?.incidentId && !record.givenUp) {
+    if (!record) return;
+    if (consequence === 'give_up') {
+      this.giveUp(givenUp(record, now), c, signal, decision.detail);
+    } else if (consequence === 'end_incident') {
       // Recovered by itself (or by an action a restart of the service interrupted): the incident is
       // over, and so is any retry scheduled for it.
       this.cancelRetry(c.name);
-      const r = this.d.store.record(c.name) ?? record;
-      this.putRecord({ ...r, pendingRetry: undefined, incidentId: undefined });
+      this.putRecord(incidentEnded(record));
       this.closeIncident(record.incidentId, 'recovered', now, decision.detail ?? 'healthy again');
     }
   }
@@ -652,12 +613,16 @@ export class Engine {
     const startedAt = this.d.clock.now();
     const remediationId = signal.remediationId ?? randomUUID();
     const before = this.d.store.record(view.name) ?? emptyRecord(view.name);
-    const attempts = effectiveAttempts(before, startedAt, config.policy) + 1;
     const open = before.incidentId ? this.d.store.incident(before.incidentId) : undefined;
     // Intent first, in one write with the incident's timeline: if the service dies now, the action
     // counts, the cooldown holds, and a replay of this signal verifies the action instead of repeating it.
-    const incidentId = this.durably(() => {
+    const { incidentId, attempts } = this.durably(() => {
       const id = this.d.store.openIncident(view.name, signal, startedAt);
+      const intent = intentRecorded(
+        before,
+        { action, startedAt, remediationId, signalId: signal.id, incidentId: id },
+        config.policy,
+      );
       // A new incident starts with this signal; an open one gets it added.
       if (open && open.closedAt === undefined) {
         this.d.store.addIncidentEvent(view.name, signal, {
@@ -673,23 +638,11 @@ export class Engine {
         type: 'action',
         action,
         source: signal.source,
-        detail: `attempt ${attempts}`,
+        detail: `attempt ${intent.attempts}`,
         remediationId,
       });
-      this.putRecord({
-        ...before,
-        attempts,
-        failures: attempts === 1 ? 0 : before.failures,
-        lastActionAt: startedAt,
-        lastAction: action,
-        healthySince: undefined,
-        pendingRetry: undefined,
-        stoppedByOperator: false,
-        incidentId: id,
-        inFlight: { action, startedAt, remediationId, signalId: signal.id },
-        lastSignalId: signal.id,
-      });
-      return id;
+      this.putRecord(intent);
+      return { incidentId: id, attempts: intent.attempts };
     });
     this.cancelRetry(view.name);
     this.d.store.upsertRemediation(this.d.clock.now(), signal, remediationId, {
@@ -838,20 +791,7 @@ export class Engine {
     const now = this.d.clock.now();
     const durationMs = now - o.startedAt;
     const r = this.d.store.record(view.name) ?? emptyRecord(view.name);
-    const ok = o.result === 'succeeded';
-    const failures = ok ? 0 : r.failures + 1;
-    const base = cooldownBaseFor(view, config.policy);
-    const nextAllowedAt = now + cooldownAfter(failures, base, config.policy.backoffMaxMs);
-    const max = maxAttemptsFor(view, config.policy);
-    let next: ContainerRecord = {
-      ...r,
-      inFlight: undefined,
-      failures,
-      lastResult: o.result,
-      nextAllowedAt,
-      healthySince: ok ? now : undefined,
-      healedAt: ok ? now : r.healedAt,
-    };
+    const step = resultRecorded(r, { action, result: o.result, view, signal }, now, config.policy);
     metrics.remediations.inc({ action, result: o.result });
     metrics.remediationDuration.observe({ action }, durationMs / 1000);
     log.info(
@@ -889,15 +829,15 @@ export class Engine {
         durationMs,
       },
     );
-    if (ok) {
+    if (step.next === 'recovered') {
       this.closeIncident(r.incidentId, 'recovered', now, o.detail);
-      next = { ...next, incidentId: undefined };
-      this.putRecord(next);
+      this.putRecord(step.record);
       return;
     }
-    if (r.attempts >= max) {
-      this.putRecord(next);
+    if (step.next === 'given_up') {
+      const max = maxAttemptsFor(view, config.policy);
       this.giveUp(
+        step.record,
         view,
         signal,
         `${r.attempts} of ${max} attempts failed; last: ${o.detail}`,
@@ -905,9 +845,11 @@ export class Engine {
       );
       return;
     }
-    const origin =
-      signal.condition === 'retry' ? (r.pendingRetry?.origin ?? originOf(signal)) : originOf(signal);
-    next = { ...next, pendingRetry: { action, at: nextAllowedAt, origin } };
+    if (step.next === 'none') {
+      // A forced action on a container already given up: it stays given up.
+      this.putRecord(step.record);
+      return;
+    }
     if (signal.source === 'manual' || signal.source === 'schedule') {
       // Someone asked for this action and is waiting for its result; automatic retries escalate
       // once, when they give up.
@@ -918,21 +860,21 @@ export class Engine {
         lastHealthOutput: o.lastHealthOutput,
       });
     }
-    this.putRecord(next);
-    this.scheduleRetry(view.name, action, nextAllowedAt);
+    this.putRecord(step.record);
+    this.scheduleRetry(view.name, action, step.retryAt);
   }
 
+  /** Writes a record just given up (see givenUp), and tells the incident, the logs and a human. */
   private giveUp(
+    r: ContainerRecord,
     view: ContainerView,
     signal: Signal,
     detail: string | undefined,
     lastHealthOutput?: string,
   ): void {
-    const r = this.d.store.record(view.name) ?? emptyRecord(view.name);
-    if (r.givenUp) return;
     const now = this.d.clock.now();
     this.cancelRetry(view.name);
-    this.putRecord({ ...r, givenUp: true, givenUpAt: now, pendingRetry: undefined });
+    this.putRecord(r);
     this.d.log.warn(
       { event: 'given_up', container: view.name, attempts: r.attempts, detail },
       `given up on ${view.name}`,
@@ -1042,7 +984,7 @@ export class Engine {
     this.cancelRetry(r.name);
     if (r.incidentId)
       this.closeIncident(r.incidentId, 'resolved', now, `alert ${signal.alertname ?? ''} resolved`);
-    this.putRecord({ ...r, pendingRetry: undefined, incidentId: undefined });
+    this.putRecord(incidentEnded(r));
   }
 
   // Helpers ------------------------------------------------------------------------------------------

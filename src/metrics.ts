@@ -1,8 +1,8 @@
 // Every metric the service exposes, created in one place and pre-created at zero so that rules and
 // dashboards see a series before the first event. All names start with autoheal_.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { ESCALATION_KINDS } from './core/escalation.js';
 import { ACTIONS, DECISION_REASONS, REMEDIATION_RESULTS } from './core/types.js';
-import { ESCALATION_KINDS } from './notifiers/escalation.js';
 
 export const METRIC_PREFIX = 'autoheal_';
 

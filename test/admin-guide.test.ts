@@ -5,8 +5,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { parse } from 'yaml';
 import { EnvSchema } from '../src/config.js';
-import { ALERT_LABELS, CONTAINER_LABELS, TEST_LABEL } from '../src/core/labels.js';
+import { ALERT_LABELS, CONTAINER_LABELS } from '../src/core/labels.js';
 import { SKIP_REASONS } from '../src/core/types.js';
+import { TEST_LABEL } from './fixtures/labels.js';
 
 const root = new URL('../', import.meta.url);
 const guide = readFileSync(new URL('docs/AUTO_REPAIR_GUIDE.md', root), 'utf8');

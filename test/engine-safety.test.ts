@@ -10,7 +10,6 @@ import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import t from 'tap';
-import { testConfig } from '../src/config.js';
 import { systemClock } from '../src/core/clock.js';
 import { decide } from '../src/core/policy.js';
 import type { Signal } from '../src/core/types.js';
@@ -20,6 +19,7 @@ import { createLogger } from '../src/logger.js';
 import { createMetrics } from '../src/metrics.js';
 import { Store } from '../src/state/store.js';
 import { RecordingSink } from './fixtures/app.js';
+import { testConfig } from './fixtures/config.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;

@@ -21,7 +21,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { parse } from 'yaml';
-import { TEST_LABEL } from '../src/core/labels.js';
 import {
   breakContainer,
   createTestContainer,
@@ -31,6 +30,7 @@ import {
   waitFor,
   waitForHealth,
 } from './fixtures/docker.js';
+import { TEST_LABEL } from './fixtures/labels.js';
 import { freePort, REPO, sampleOf } from './fixtures/prom-stack.js';
 
 const run = promisify(execFile);

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { Journal, StateWriteError } from '../src/state/journal.js';
+import { refusingDisk } from './fixtures/disk.js';
 
 const quietLog = () => {
   const seen: string[] = [];
@@ -69,8 +70,9 @@ t.test('a corrupt snapshot is moved aside and the service starts empty', async (
 
 t.test('a failing disk is reported, not hidden', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'journal-'));
-  const j = new Journal({ dir, name: 's', log: quietLog() }).open();
-  j.failWrites = true;
+  const disk = refusingDisk();
+  const j = new Journal({ dir, name: 's', log: quietLog(), write: disk.write }).open();
+  disk.refusing = true;
   t.throws(() => j.put('a', 'k', 1), StateWriteError);
   t.equal(j.collection('a').has('k'), false, 'memory does not run ahead of the disk');
 });

@@ -1,6 +1,5 @@
 // Table-driven tests of the pure policy: every reason, with an injected time.
 import t from 'tap';
-import { testConfig } from '../src/config.js';
 import {
   admit,
   cooldownAfter,
@@ -13,6 +12,7 @@ import {
   shouldReportFlapping,
 } from '../src/core/policy.js';
 import type { ContainerRecord, ContainerView, Signal } from '../src/core/types.js';
+import { testConfig } from './fixtures/config.js';
 
 const NOW = Date.UTC(2026, 10, 28, 12);
 const cfg = testConfig({ RESTART_COOLDOWN: '60', MAX_RESTART_ATTEMPTS: '3', STABLE_PERIOD: '600' });

@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { ConfigError } from '../src/config.js';
-import { ManualClock, systemClock } from '../src/core/clock.js';
+import { systemClock } from '../src/core/clock.js';
 import type { DockerClient } from '../src/docker/client.js';
 import { DockerodeClient } from '../src/docker/dockerode-client.js';
 import { parseSchedules, Scheduler } from '../src/inputs/schedules.js';
 import { adminApp, adminAuth } from './fixtures/admin-app.js';
+import { ManualClock } from './fixtures/clock.js';
 import { DOCKER_HOST } from './fixtures/docker.js';
 
 t.test('SCHEDULES parsing', async (t) => {

@@ -24,7 +24,6 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ManualClock } from '../src/core/clock.js';
 import { emptyRecord, type Signal } from '../src/core/types.js';
 import { Journal, StateWriteError } from '../src/state/journal.js';
 import {
@@ -36,6 +35,8 @@ import {
   Store,
 } from '../src/state/store.js';
 import { ADMIN_TOKEN, amPayload, bearer, testApp, WEBHOOK_TOKEN } from './fixtures/app.js';
+import { ManualClock } from './fixtures/clock.js';
+import { refusingDisk } from './fixtures/disk.js';
 import { DOCKER_HOST, waitFor } from './fixtures/docker.js';
 import { freePort, startService } from './fixtures/service.js';
 
@@ -473,15 +474,16 @@ t.test('a prune the disk refuses removes nothing and is logged', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'state-prune-'));
   const clock = new ManualClock();
   const log = quietLog();
-  const store = new Store(dir, log);
+  const disk = refusingDisk();
+  const store = new Store(dir, log, { write: disk.write });
   t.teardown(() => store.close());
   store.claim('am:k', clock.now());
   clock.advance(DEDUP_TTL_MS);
-  store.journal.failWrites = true;
+  disk.refusing = true;
   store.startPruning(clock, 3_600_000);
   t.ok(store.journal.collection('dedup').has('am:k'), 'rolled back with the refused write');
   t.match(log.seen.join('\n'), /cannot prune the state/);
-  store.journal.failWrites = false;
+  disk.refusing = false;
 });
 
 t.test('the service prunes at start-up', async (t) => {

@@ -2,7 +2,8 @@
 // 4,096 characters after parsing, cut between tags; a burst becomes one digest. Checked with the same
 // strict parser the fake Bot API uses.
 import t from 'tap';
-import { ESCALATION_KINDS, type Escalation } from '../src/notifiers/escalation.js';
+import { ESCALATION_KINDS } from '../src/core/escalation.js';
+import type { Escalation } from '../src/notifiers/escalation.js';
 import {
   cutPlain,
   escapeHtml,

@@ -4,8 +4,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { TEST_LABEL } from '../src/core/labels.js';
 import { TEST_IMAGE, uniqueName, waitFor } from './fixtures/docker.js';
+import { TEST_LABEL } from './fixtures/labels.js';
 import { startSecondDockerd } from './fixtures/second-dockerd.js';
 import { watcherApp } from './fixtures/watcher-app.js';
 

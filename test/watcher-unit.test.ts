@@ -5,7 +5,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import t from 'tap';
-import { testConfig } from '../src/config.js';
 import { systemClock } from '../src/core/clock.js';
 import {
   DEFAULT_CRASH_LOOP,
@@ -19,6 +18,7 @@ import { createLogger } from '../src/logger.js';
 import { createMetrics } from '../src/metrics.js';
 import { Watcher } from '../src/inputs/watcher.js';
 import { eventKind, healthFromAction, seriesLabels, watcherSignal } from '../src/inputs/watcher-signals.js';
+import { testConfig } from './fixtures/config.js';
 
 t.test('crash loop: restarts by the policy inside the window, one escalation per episode', async (t) => {
   const p = { threshold: 3, windowMs: 60_000 };

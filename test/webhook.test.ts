@@ -2,6 +2,7 @@
 // de-duplication, scope, and a real restart that heals a container, with audit and metrics.
 import t from 'tap';
 import { amPayload, bearer, testApp, WEBHOOK_TOKEN } from './fixtures/app.js';
+import { refusingDisk } from './fixtures/disk.js';
 import {
   breakContainer,
   createTestContainer,
@@ -225,15 +226,16 @@ t.test('unlabelled, unknown, other-host and action-less alerts: 2xx, explained, 
 t.test(
   'a state write failure answers 503 (so Alertmanager retries) and the retry is not a duplicate',
   async (t) => {
-    const h = await testApp(t);
+    const disk = refusingDisk();
+    const h = await testApp(t, { journalWrite: disk.write });
     const payload = amPayload([
       { labels: { alertname: 'X', container: 'nope-y', remediation: 'restart' }, fingerprint: 'sw1' },
     ]);
-    h.store.journal.failWrites = true;
+    disk.refusing = true;
     const res = await post(h.app, payload);
     t.equal(res.statusCode, 503);
     t.equal(res.json().error, 'state_unavailable');
-    h.store.journal.failWrites = false;
+    disk.refusing = false;
     const retry = await post(h.app, payload);
     t.equal(retry.statusCode, 200);
     t.same(retry.json(), { status: 'accepted', accepted: 1, duplicates: 0 });

@@ -10,9 +10,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { EnvSchema } from '../../src/config.js';
-import { CONTAINER_LABELS, TEST_LABEL } from '../../src/core/labels.js';
+import { CONTAINER_LABELS } from '../../src/core/labels.js';
 import { ADMIN_TOKEN, amPayload, WEBHOOK_TOKEN } from '../../test/fixtures/app.js';
 import { BROKEN, docker as mainDocker, TEST_IMAGE } from '../../test/fixtures/docker.js';
+import { TEST_LABEL } from '../../test/fixtures/labels.js';
 import { type RunningService, startService } from '../../test/fixtures/service.js';
 
 export const run = promisify(execFile);

@@ -32,6 +32,3 @@ export const ALERT_LABELS = {
   /** The scrape target; its host part names the host when no host label does (see core/host.ts). */
   instance: 'instance',
 } as const;
-
-/** The label every container made by the test suite carries, so teardown can find them all. */
-export const TEST_LABEL = 'autoheal.test';

@@ -262,10 +262,11 @@ export class DockerodeClient implements DockerClient {
 
   async restart(id: string, stopTimeoutSec: number): Promise<'restarted' | 'gone'> {
     try {
-      // The HTTP call must outlive the stop timeout, or a slow stop is reported as a failure.
+      // The HTTP call must outlive the stop timeout, or a slow stop is reported as a failure; a restart
+      // is a stop and then a start, so it gets the client timeout once more for the start.
       await this.container(id).restart({
         t: stopTimeoutSec,
-        abortSignal: this.signal(stopTimeoutSec * 1000),
+        abortSignal: this.signal(stopTimeoutSec * 1000 + this.timeoutMs),
       } as { t: number });
       return 'restarted';
     } catch (err) {

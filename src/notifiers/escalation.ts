@@ -2,20 +2,10 @@
 // critical alert arrives, or an escalated container recovers. The engine raises them; notifiers
 // (Telegram, ...) deliver them. raise() never throws and never blocks a remediation.
 import { randomUUID } from 'node:crypto';
+import type { EscalationKind } from '../core/escalation.js';
 import { CONTAINER_LABELS } from '../core/labels.js';
 import type { ContainerView, Signal } from '../core/types.js';
 import type { Incident } from '../state/store.js';
-
-export const ESCALATION_KINDS = [
-  'given_up',
-  'verification_failed',
-  'circuit_open',
-  'crash_loop',
-  'flapping',
-  'alert',
-  'recovered',
-] as const;
-export type EscalationKind = (typeof ESCALATION_KINDS)[number];
 
 export interface AttemptSummary {
   readonly at: number;

@@ -1,7 +1,8 @@
 // Telegram message text for escalations, digests and free text, in the Bot API's HTML parse mode.
 // Every value is escaped; a message never exceeds what Telegram accepts (4,096 characters after entity
 // parsing), and a message that must be cut is cut between tags, never inside one. Pure: no I/O.
-import type { Escalation, EscalationKind } from './escalation.js';
+import type { EscalationKind } from '../core/escalation.js';
+import type { Escalation } from './escalation.js';
 
 /** Telegram's limit on a message's text after entity parsing (counted in UTF-16 code units). */
 export const TELEGRAM_TEXT_LIMIT = 4096;

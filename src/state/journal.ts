@@ -67,7 +67,10 @@ export class StateOpenError extends Error {
 
 type Entry = { c: string; k: string; v?: unknown };
 
-/** The write call; a test seam for partial writes (same contract as fs.writeSync with a position). */
+/**
+ * The port every byte of state goes through (the contract of fs.writeSync with a position). Tests hand
+ * in one that writes short, makes no progress or throws, to stand in for a full or failing disk.
+ */
 export type WriteFn = (fd: number, buf: Buffer, offset: number, length: number, position: number) => number;
 
 /** The journal may grow to this many times the live entries before it is compacted. */
@@ -83,7 +86,7 @@ export interface JournalOptions {
   log: JournalLogger;
   /** Compact once the journal holds this many lines. */
   compactEvery?: number;
-  /** Test seam: the write call (fs.writeSync by default). */
+  /** The write call (fs.writeSync by default). */
   write?: WriteFn;
 }
 
@@ -129,8 +132,6 @@ export class Journal {
   private readonly write: WriteFn;
   private pending: Array<{ entry: Entry; prev: unknown; had: boolean }> | undefined;
   private compaction: Compaction | undefined;
-  /** Test hook: makes the next writes fail as a full or read-only disk would. */
-  failWrites = false;
 
   constructor(private readonly opts: JournalOptions) {
     this.snapshotPath = join(opts.dir, `${opts.name}.snapshot.jsonl`);
@@ -268,7 +269,6 @@ export class Journal {
   /** Compacts now, synchronously (start-up, tests): one snapshot, an empty journal, no `.prev`. */
   compact(): void {
     try {
-      if (this.failWrites) throw writesDisabled();
       if (this.compaction) {
         // Finish the one under way: the journal since its start stays, and is valid on top of it.
         try {
@@ -349,7 +349,6 @@ export class Journal {
   /** Never throws: the change that triggered it is already written. */
   private startCompaction(): void {
     try {
-      if (this.failWrites) throw writesDisabled();
       if (existsSync(this.prevPath)) {
         // An earlier compaction did not finish: its `.prev` still holds changes, so do it in one go.
         this.compact();
@@ -467,7 +466,6 @@ export class Journal {
     const start = this.size;
     const buf = Buffer.from(text);
     try {
-      if (this.failWrites) throw writesDisabled();
       if (this.tornAt !== undefined) {
         ftruncateSync(fd, this.tornAt);
         this.tornAt = undefined;
@@ -638,10 +636,6 @@ function errorCode(err: unknown): string | undefined {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function writesDisabled(): Error {
-  return Object.assign(new Error('writes disabled (test hook)'), { code: 'EIO' });
 }
 
 function removeQuietly(path: string): void {

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import { describeTarget } from '../core/targets.js';
 import { type ContainerRecord, type DecisionReason, emptyRecord, type Signal } from '../core/types.js';
-import { Journal, type JournalLogger } from './journal.js';
+import { Journal, type JournalLogger, type JournalOptions } from './journal.js';
 
 export type IncidentEventType = 'signal' | 'decision' | 'action' | 'verification' | 'escalation' | 'note';
 
@@ -114,7 +114,7 @@ export class Store {
   constructor(
     dir: string,
     private readonly log: JournalLogger,
-    opts: { compactEvery?: number } = {},
+    opts: Pick<JournalOptions, 'compactEvery' | 'write'> = {},
   ) {
     this.journal = new Journal({ dir, name: 'state', log, ...opts }).open();
     this.containers = this.journal.collection('containers');

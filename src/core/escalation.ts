@@ -1,0 +1,14 @@
+// The escalation vocabulary: the kinds of event the engine hands to a human channel (healing failed,
+// the breaker opened, a critical alert arrived, an escalated container recovered). Here in core/ so the
+// engine, the metrics and the notifiers share one list; what an escalation carries and how it is
+// delivered stay with the notifiers.
+export const ESCALATION_KINDS = [
+  'given_up',
+  'verification_failed',
+  'circuit_open',
+  'crash_loop',
+  'flapping',
+  'alert',
+  'recovered',
+] as const;
+export type EscalationKind = (typeof ESCALATION_KINDS)[number];
