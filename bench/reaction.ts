@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { Registry } from 'prom-client';
+import { defaultActions } from '../src/actions/registry.js';
 import { loadConfig } from '../src/config.js';
 import { systemClock } from '../src/core/clock.js';
 import { CONTAINER_LABELS } from '../src/core/labels.js';
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
     log,
     clock: systemClock,
     escalations: new LogEscalationSink(log),
+    actions: defaultActions(),
   });
   const watcher = new Watcher({ config, docker, engine, store, metrics, log, clock: systemClock });
 

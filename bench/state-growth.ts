@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { buildApp } from '../src/app.js';
+import { defaultActions } from '../src/actions/registry.js';
+import { buildApp } from '../src/http/app.js';
 import { loadConfig } from '../src/config.js';
 import type { DockerClient } from '../src/docker/client.js';
 import { Engine } from '../src/engine.js';
@@ -128,6 +129,7 @@ async function feed(variant: Variant, dir: string): Promise<FeedResult> {
     log,
     clock,
     escalations: new LogEscalationSink(log),
+    actions: defaultActions(),
   });
   const app = await buildApp(config, { docker: stubDocker, metrics, log, clock, store, engine });
   engine.start();

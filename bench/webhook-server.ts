@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import Fastify from 'fastify';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { buildApp } from '../src/app.js';
+import { defaultActions } from '../src/actions/registry.js';
+import { buildApp } from '../src/http/app.js';
 import { loadConfig } from '../src/config.js';
 import { systemClock } from '../src/core/clock.js';
 import type { DockerClient } from '../src/docker/client.js';
@@ -68,6 +69,7 @@ async function main() {
       log,
       clock: systemClock,
       escalations: new LogEscalationSink(log),
+      actions: defaultActions(),
     });
     const app = await buildApp(config, {
       docker: stubDocker,

@@ -1,4 +1,4 @@
-// Request and response schemas of the admin API (routes/admin.ts). They validate input, shape output
+// Request and response schemas of the admin API (routes/admin/). They validate input, shape output
 // (fast-json-stringify drops fields a schema does not name) and generate the OpenAPI document.
 import { type Static, Type } from 'typebox';
 import { ACTIONS } from '../src/core/types.js';

@@ -1,7 +1,7 @@
 // POST /webhooks/alertmanager: authenticate, validate, durably accept, reply; remediation runs later.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { checkToken } from '../src/auth.js';
+import { checkToken } from '../src/http/auth.js';
 import { alertToSignal, WebhookPayloadSchema } from '../src/inputs/alertmanager.js';
 import { StateWriteError } from '../src/state/journal.js';
 

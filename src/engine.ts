@@ -45,8 +45,8 @@ import { type ContainerDetails, type DockerClient, lookupContainer, lookupTarget
 import type { Metrics } from './metrics.js';
 import type { EscalationKind } from './core/escalation.js';
 import { buildEscalation, type EscalationContext, type EscalationSink } from './notifiers/escalation.js';
-import { containerHandlers, hostHandlers } from './remediations/index.js';
-import { verifyRecovery } from './remediations/verify.js';
+import { accepts, type ActionRegistry, reportOf } from './actions/handler.js';
+import { verifyRecovery } from './actions/verify.js';
 import type { CompiledRule } from './core/rules.js';
 import { resolveSelfContainerId } from './self.js';
 import type { Incident, RemediationState, Store } from './state/store.js';
@@ -60,6 +60,8 @@ export interface EngineDeps {
   readonly log: Logger;
   readonly clock: Clock;
   readonly escalations: EscalationSink;
+  /** The actions the engine can run (defaultActions() in production; tests may pass their own). */
+  readonly actions: ActionRegistry;
   readonly rules?: ReadonlyArray<CompiledRule>;
 }
 
@@ -608,8 +610,8 @@ export class Engine {
     decision: Decision,
   ): Promise<RemediationResult> {
     const { docker, config, metrics, log } = this.d;
-    const handler = containerHandlers.get(action);
-    if (!handler) throw new Error(`no handler for ${action}`);
+    const handler = this.d.actions.get(action);
+    if (!handler || !accepts(handler, 'container')) throw new Error(`no handler for ${action}`);
     const startedAt = this.d.clock.now();
     const remediationId = signal.remediationId ?? randomUUID();
     const before = this.d.store.record(view.name) ?? emptyRecord(view.name);
@@ -678,7 +680,11 @@ export class Engine {
       if (!details) {
         detail = 'container no longer exists';
       } else {
-        const outcome = await handler.run(this.handlerContext(signal), details, this.stopTimeout(details));
+        const outcome = await handler.run(this.handlerContext(signal), {
+          kind: 'container',
+          container: details,
+          stopTimeoutSec: this.stopTimeout(details),
+        });
         detail = outcome.detail;
         if (outcome.ok) {
           const v = await verifyRecovery(docker, details.id, {
@@ -915,9 +921,11 @@ export class Engine {
     });
     if (signal.source !== 'manual') this.countForCircuit(now);
     try {
-      const handler = hostHandlers.get('cleanup');
-      if (!handler) throw new Error('no cleanup handler');
-      const report = await this.limit(() => handler.run(this.handlerContext(signal), this.ctx));
+      const handler = this.d.actions.get('cleanup');
+      if (!handler || !accepts(handler, 'host')) throw new Error('no cleanup handler');
+      const report = reportOf(
+        await this.limit(() => handler.run(this.handlerContext(signal), { kind: 'host', scope: this.ctx })),
+      );
       const result: RemediationResult = report.ok ? 'succeeded' : 'failed';
       const durationMs = this.d.clock.now() - now;
       this.d.metrics.remediations.inc({ action: 'cleanup', result });

@@ -2,7 +2,8 @@
 // The only module that reads process.env or listens.
 import { dirname, resolve } from 'node:path';
 import { Registry } from 'prom-client';
-import { buildApp } from './app.js';
+import { defaultActions } from './actions/registry.js';
+import { buildApp } from './http/app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { systemClock } from './core/clock.js';
 import { loadRulesFile } from './core/rules.js';
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
     log,
     clock: systemClock,
     escalations: notifier,
+    actions: defaultActions(),
     rules,
   });
   const app = await buildApp(config, {

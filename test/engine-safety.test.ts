@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import t from 'tap';
+import { defaultActions } from '../src/actions/registry.js';
 import { systemClock } from '../src/core/clock.js';
 import { decide } from '../src/core/policy.js';
 import type { Signal } from '../src/core/types.js';
@@ -131,7 +132,16 @@ function newEngine(t: Teardown, docker: DockerClient, env: Record<string, string
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
   const store = new Store(dataDir, log);
   const sink = new RecordingSink();
-  const engine = new Engine({ config, docker, store, metrics, log, clock: systemClock, escalations: sink });
+  const engine = new Engine({
+    config,
+    docker,
+    store,
+    metrics,
+    log,
+    clock: systemClock,
+    escalations: sink,
+    actions: defaultActions(),
+  });
   t.teardown(async () => {
     await engine.stop(500);
     store.close();

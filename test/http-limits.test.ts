@@ -230,7 +230,7 @@ t.test('the limits are settings with safe defaults, checked against each other',
 });
 
 t.test('clients are counted by address, IPv6 by its /64', async (t) => {
-  const { clientKey } = await import('../src/app.js');
+  const { clientKey } = await import('../src/http/app.js');
   t.equal(clientKey('10.0.0.7'), '10.0.0.7');
   t.equal(clientKey('::ffff:10.0.0.7'), '10.0.0.7');
   t.equal(clientKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');

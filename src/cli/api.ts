@@ -1,4 +1,4 @@
-// The CLI's client of the admin API (routes/admin.ts): one method per route it uses, with the request
+// The CLI's client of the admin API (routes/admin/): one method per route it uses, with the request
 // and response types taken from the route schemas (type imports only: the CLI loads no schema code),
 // and every failure turned into a CliError that says what to fix.
 import { readFileSync } from 'node:fs';

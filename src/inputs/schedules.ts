@@ -8,6 +8,7 @@ import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config.js';
 import type { Clock } from '../core/clock.js';
+import { requestSignal } from '../core/signals.js';
 import { checkSelector, describeTarget, parseTarget } from '../core/targets.js';
 import { type ActionName, isAction, type Signal, type TargetSelector } from '../core/types.js';
 import type { Metrics } from '../metrics.js';
@@ -193,20 +194,17 @@ export class Scheduler {
     }
     const now = this.d.clock.now();
     try {
-      const id = this.d.engine.request({
-        id: randomUUID(),
-        source: 'schedule',
-        status: 'firing',
-        receivedAt: now,
-        condition: 'requested',
-        target: j.entry.target,
-        action: j.entry.action,
-        params: {},
-        labels: {},
-        annotations: {},
-        requestedBy: 'schedule',
-        reason: `scheduled maintenance "${j.entry.text}"`,
-      });
+      const id = this.d.engine.request(
+        requestSignal({
+          id: randomUUID(),
+          source: 'schedule',
+          target: j.entry.target,
+          action: j.entry.action,
+          requestedBy: 'schedule',
+          reason: `scheduled maintenance "${j.entry.text}"`,
+          now,
+        }),
+      );
       j.lastRunAt = now;
       j.lastRemediationId = id;
       log.info(

@@ -7,14 +7,17 @@ import { CONTAINER_LABELS } from '../core/labels.js';
 import { checkScope } from '../core/scope.js';
 import { parseDuration } from '../core/duration.js';
 import type { PruneKind } from '../docker/client.js';
-import type { CleanupReport, HostHandler } from './handler.js';
+import { type ActionHandler, type CleanupReport, wrongKind } from './handler.js';
 
 const PROTECTED = `${CONTAINER_LABELS.protect}=true`;
 const STOPPED = new Set(['exited', 'created', 'dead']);
 
-export const cleanupHandler: HostHandler = {
-  action: 'cleanup',
-  async run(ctx, scope) {
+export const cleanupAction: ActionHandler = {
+  name: 'cleanup',
+  targets: ['host'],
+  async run(ctx, target) {
+    if (target.kind !== 'host') return wrongKind('cleanup', target);
+    const { scope } = target;
     const { cleanup } = ctx.config;
     const until = ctx.params.until ?? cleanup.pruneUntil;
     const minAgeMs = parseDuration(until) ?? 0;
@@ -81,6 +84,6 @@ export const cleanupHandler: HostHandler = {
       truncatedLogs,
       errors,
     };
-    return report;
+    return { ok: report.ok, detail: `reclaimed ${reclaimed} bytes`, report };
   },
 };

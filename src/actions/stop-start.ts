@@ -1,9 +1,12 @@
 // stop_start: stop (already stopped counts), kill when the stop itself hangs, then start.
-import type { ContainerHandler } from './handler.js';
+import { type ActionHandler, wrongKind } from './handler.js';
 
-export const stopStartHandler: ContainerHandler = {
-  action: 'stop_start',
-  async run(ctx, container, stopTimeoutSec) {
+export const stopStartAction: ActionHandler = {
+  name: 'stop_start',
+  targets: ['container'],
+  async run(ctx, target) {
+    if (target.kind !== 'container') return wrongKind('stop_start', target);
+    const { container, stopTimeoutSec } = target;
     const startedAt = ctx.now();
     let stopped: string;
     try {

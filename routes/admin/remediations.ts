@@ -1,0 +1,169 @@
+// Manual remediations: an input like any other. The route validates, resolves the target while the
+// caller waits (so a typo is a 404, not a queued request that quietly skips) and hands a signal to the
+// engine, which decides with the same policy as for alerts and the health watcher.
+import { randomUUID } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { requestSignal } from '../../src/core/signals.js';
+import { describeTarget, parseTarget } from '../../src/core/targets.js';
+import { type ActionName, isAction, type TargetSelector } from '../../src/core/types.js';
+import { lookupTargets } from '../../src/docker/client.js';
+import type { RemediationRecord } from '../../src/state/store.js';
+import {
+  Accepted,
+  IdParams,
+  MANUAL_ACTIONS,
+  Remediation,
+  RemediationRequest,
+  SECURITY,
+  TAGS,
+} from '../admin-schemas.js';
+import { API, adminHelpers, errors, fail, iso, missed } from './shared.js';
+
+const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'skipped', 'dry_run']);
+
+export function toRemediation(r: RemediationRecord): Remediation {
+  return {
+    id: r.id,
+    target: r.target,
+    action: r.action,
+    state: r.state,
+    done: TERMINAL.has(r.state),
+    source: r.source,
+    createdAt: iso(r.createdAt),
+    updatedAt: iso(r.updatedAt),
+    container: r.container,
+    reason: r.reason,
+    requestedBy: r.requestedBy,
+    skipReason: r.skipReason,
+    verification: r.verification,
+    detail: r.detail,
+    reclaimedBytes: r.reclaimedBytes,
+    durationMs: r.durationMs,
+    results: r.results,
+  };
+}
+
+const remediationRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { engine, store, docker, clock } = app.deps;
+  const { reasonText, requester, viaDocker, findContainer } = adminHelpers(app);
+
+  /** The target as the engine will see it; throws a 400/404 when it names nothing this action can use. */
+  async function resolveTarget(text: string | undefined, action: ActionName): Promise<TargetSelector> {
+    if (action === 'cleanup') {
+      if (text === undefined || text === 'host') return { kind: 'host' };
+      return fail({
+        status: 400,
+        error: 'bad_target',
+        message: `cleanup acts on the whole host: use target "host" or leave it out (got "${text}")`,
+        target: text,
+      });
+    }
+    if (text === undefined) {
+      return fail({
+        status: 400,
+        error: 'bad_target',
+        message: `${action} needs a target: a container name or id, service:web or service:project/web`,
+      });
+    }
+    const t = parseTarget(text);
+    if (t.kind === 'container') {
+      const c = await findContainer(t.name);
+      // The name, not an id prefix: state is kept per container name.
+      return { kind: 'container', name: c.name };
+    }
+    if (t.kind === 'service') {
+      const found = await viaDocker(() => lookupTargets(docker, t));
+      if (!found.ok) return missed(found, describeTarget(t));
+      return t;
+    }
+    return fail({
+      status: 400,
+      error: 'bad_target',
+      message: `${action} acts on a container or a service, not on "${text}"`,
+      target: text,
+    });
+  }
+
+  app.post(
+    `${API}/remediations`,
+    {
+      schema: {
+        tags: TAGS,
+        security: SECURITY,
+        summary: 'Request a remediation; it goes through the same policy as every other signal',
+        body: RemediationRequest,
+        response: { 202: Accepted, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      if (!isAction(b.action) || b.action === 'none') {
+        return fail({
+          status: 400,
+          error: 'unknown_action',
+          message: `unknown action "${b.action}": use one of ${MANUAL_ACTIONS.join(', ')}`,
+        });
+      }
+      const action = b.action;
+      const target = await resolveTarget(b.target, action);
+      const requestedBy = requester(req, b);
+      const id = engine.request(
+        requestSignal({
+          id: randomUUID(),
+          source: 'manual',
+          target,
+          action,
+          requestedBy,
+          reason: reasonText(b.reason),
+          force: b.force ?? false,
+          dryRun: b.dryRun ?? false,
+          now: clock.now(),
+        }),
+      );
+      const described = describeTarget(target);
+      req.log.info(
+        {
+          event: 'manual_request',
+          remediationId: id,
+          target: described,
+          action,
+          requestedBy,
+          reason: reasonText(b.reason),
+          force: b.force ?? false,
+          dryRun: b.dryRun ?? false,
+        },
+        `manual ${action} of ${described} requested by ${requestedBy}`,
+      );
+      const url = `${API}/remediations/${id}`;
+      return reply
+        .code(202)
+        .header('location', url)
+        .send({ id, state: 'queued' as const, target: described, action, url });
+    },
+  );
+
+  app.get(
+    `${API}/remediations/:id`,
+    {
+      schema: {
+        tags: TAGS,
+        security: SECURITY,
+        summary: 'A remediation: its state, the policy decision and the verification result',
+        params: IdParams,
+        response: { 200: Remediation, ...errors },
+      },
+    },
+    async (req) => {
+      const r = store.remediation(req.params.id);
+      if (!r) {
+        return fail({
+          status: 404,
+          error: 'not_found',
+          message: `no remediation with id "${req.params.id}"`,
+        });
+      }
+      return toRemediation(r);
+    },
+  );
+};
+export default remediationRoutes;

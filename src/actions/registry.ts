@@ -1,0 +1,18 @@
+// The default actions: the one place that maps an action name to its code. Adding an action is its
+// file plus one line here. The engine is handed a registry (EngineDeps.actions); it imports none.
+import { cleanupAction } from './cleanup.js';
+import type { ActionHandler, ActionRegistry } from './handler.js';
+import { restartAction } from './restart.js';
+import { stopStartAction } from './stop-start.js';
+
+/** A registry of the given handlers, keyed by their names. */
+export const registryOf = (handlers: ReadonlyArray<ActionHandler>): ActionRegistry =>
+  new Map(handlers.map((h) => [h.name, h]));
+
+export function defaultActions(): ActionRegistry {
+  return registryOf([
+    restartAction, // container: docker restart with the stop timeout
+    stopStartAction, // container: stop (kill when stuck), then start
+    cleanupAction, // host: remove stopped containers, prune, truncate oversized logs
+  ]);
+}
