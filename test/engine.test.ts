@@ -154,8 +154,10 @@ t.test(
     const sink = new RecordingSink();
     const h = await testApp(t, { escalations: sink, env: { CLEANUP_PRUNE_UNTIL: '0s' } });
     // A stopped container that wrote 200 kB to its writable layer, so the reclaimed bytes are visible.
+    // autoheal.on_unhealthy=none: the watchers of other test files running at the same time (label
+    // scope) must not restart it while this test's cleanup is about to remove it.
     const stopped = await createTestContainer(t, {
-      labels: { 'autoheal.enable': 'true' },
+      labels: { 'autoheal.enable': 'true', 'autoheal.on_unhealthy': 'none' },
       cmd: ['sh', '-c', 'head -c 200000 /dev/zero > /tmp/blob'],
       healthCheck: false,
     });
