@@ -11,18 +11,14 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { Registry } from 'prom-client';
-import { defaultActions } from '../src/actions/registry.js';
 import { loadConfig } from '../src/config.js';
-import { systemClock } from '../src/core/clock.js';
 import { CONTAINER_LABELS } from '../src/core/labels.js';
 import type { DockerClient, DockerEvent } from '../src/docker/client.js';
 import { DockerodeClient } from '../src/docker/dockerode-client.js';
-import { Engine } from '../src/engine.js';
 import { Watcher } from '../src/inputs/watcher.js';
 import { createLogger } from '../src/logger.js';
 import { createMetrics } from '../src/metrics.js';
-import { LogEscalationSink } from '../src/notifiers/escalation.js';
-import { Store } from '../src/state/store.js';
+import { buildService } from '../src/service.js';
 import { ensureTestImage, TEST_IMAGE } from '../test/fixtures/docker.js';
 import { TEST_LABEL } from '../test/fixtures/labels.js';
 
@@ -139,18 +135,10 @@ async function main(): Promise<void> {
       return call(id, t);
     }) as never;
   }
-  const store = new Store(config.dataDir, log);
-  const engine = new Engine({
-    config,
-    docker: timed,
-    store,
-    metrics,
-    log,
-    clock: systemClock,
-    escalations: new LogEscalationSink(log),
-    actions: defaultActions(),
-  });
-  const watcher = new Watcher({ config, docker, engine, store, metrics, log, clock: systemClock });
+  // The engine acts through the timed client; the watcher below follows events on the plain one.
+  const service = await buildService(config, { docker: timed, log, metrics, notifier: null });
+  const { engine, store } = service;
+  const watcher = new Watcher({ config, docker, engine, store, metrics, log, clock: service.clock });
 
   // The engine's own timeline of every container of this run, from a separate event stream.
   const timeline = new Map<string, DockerEvent[]>();
@@ -268,7 +256,7 @@ async function main(): Promise<void> {
         store,
         metrics,
         log,
-        clock: systemClock,
+        clock: service.clock,
       },
       {},
     );
@@ -321,11 +309,10 @@ async function main(): Promise<void> {
     process.stdout.write(lines.join('\n'));
   } finally {
     await watcher.stop();
-    await engine.stop(5000);
+    await service.close(5000);
     await removeAll();
     observer.abort();
     await Promise.race([observing, sleep(1000)]);
-    store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

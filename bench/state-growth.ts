@@ -17,13 +17,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { defaultActions } from '../src/actions/registry.js';
-import { buildApp } from '../src/http/app.js';
 import { loadConfig } from '../src/config.js';
 import type { DockerClient } from '../src/docker/client.js';
-import { Engine } from '../src/engine.js';
 import { createMetrics } from '../src/metrics.js';
-import { LogEscalationSink } from '../src/notifiers/escalation.js';
+import { buildService } from '../src/service.js';
 import { PRUNE_INTERVAL_MS, Store } from '../src/state/store.js';
 import { ManualClock } from '../test/fixtures/clock.js';
 
@@ -120,18 +117,8 @@ async function feed(variant: Variant, dir: string): Promise<FeedResult> {
   const log = pino({ level: 'silent' });
   const clock = new ManualClock(START);
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
-  const store = new Store(config.dataDir, log);
-  const engine = new Engine({
-    config,
-    docker: stubDocker,
-    store,
-    metrics,
-    log,
-    clock,
-    escalations: new LogEscalationSink(log),
-    actions: defaultActions(),
-  });
-  const app = await buildApp(config, { docker: stubDocker, metrics, log, clock, store, engine });
+  const service = await buildService(config, { docker: stubDocker, clock, log, metrics, notifier: null });
+  const { app, engine, store } = service;
   engine.start();
   const rssBefore = rss();
   const started = performance.now();
@@ -183,9 +170,7 @@ async function feed(variant: Variant, dir: string): Promise<FeedResult> {
   const feedMs = performance.now() - started;
   const rssAfter = rss();
   const heapAfter = process.memoryUsage().heapUsed;
-  await app.close();
-  await engine.stop(1000);
-  store.close();
+  await service.close(1000);
   return {
     rssBeforeMb: mb(rssBefore),
     rssAfterMb: mb(rssAfter),

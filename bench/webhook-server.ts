@@ -7,16 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import pino from 'pino';
-import { Registry } from 'prom-client';
-import { defaultActions } from '../src/actions/registry.js';
-import { buildApp } from '../src/http/app.js';
 import { loadConfig } from '../src/config.js';
-import { systemClock } from '../src/core/clock.js';
 import type { DockerClient } from '../src/docker/client.js';
-import { Engine } from '../src/engine.js';
-import { createMetrics } from '../src/metrics.js';
-import { LogEscalationSink } from '../src/notifiers/escalation.js';
-import { Store } from '../src/state/store.js';
+import { buildService } from '../src/service.js';
 
 export const BENCH_TOKEN = 'bench-token-0123456789abcdef';
 
@@ -59,26 +52,8 @@ async function main() {
       },
       pino.destination({ dest: config.logFile, sync: true }),
     );
-    const metrics = createMetrics(new Registry());
-    const store = new Store(config.dataDir, log);
-    const engine = new Engine({
-      config,
-      docker: stubDocker,
-      store,
-      metrics,
-      log,
-      clock: systemClock,
-      escalations: new LogEscalationSink(log),
-      actions: defaultActions(),
-    });
-    const app = await buildApp(config, {
-      docker: stubDocker,
-      metrics,
-      log,
-      clock: systemClock,
-      store,
-      engine,
-    });
+    // No notifier: escalations go to the audit log.
+    const { app } = await buildService(config, { docker: stubDocker, log, notifier: null });
     await app.listen({ port, host: '127.0.0.1' });
   }
   process.send?.('ready');

@@ -1,22 +1,14 @@
-// The process: load config, build dependencies, buildApp, listen, start inputs, shut down gracefully.
+// The process: load config, build the service (service.ts), listen, start inputs, shut down gracefully.
 // The only module that reads process.env or listens.
 import { dirname, resolve } from 'node:path';
-import { Registry } from 'prom-client';
-import { defaultActions } from './actions/registry.js';
-import { buildApp } from './http/app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { systemClock } from './core/clock.js';
 import { loadRulesFile } from './core/rules.js';
-import { DockerodeClient } from './docker/dockerode-client.js';
-import { Engine } from './engine.js';
 import { Watcher } from './inputs/watcher.js';
 import { parseSchedules, type ScheduleEntry, Scheduler } from './inputs/schedules.js';
 import { createLogger, loggerOptions } from './logger.js';
-import { createMetrics } from './metrics.js';
-import { createNotifier } from './notifiers/index.js';
 import { detectSelfContainerId } from './self.js';
+import { buildService, type Service } from './service.js';
 import { StateOpenError } from './state/journal.js';
-import { Store } from './state/store.js';
 import { VERSION } from './version.js';
 
 async function main(): Promise<void> {
@@ -59,15 +51,10 @@ async function main(): Promise<void> {
       process.exit(2);
     }
   }
-  const metrics = createMetrics(new Registry());
-  metrics.buildInfo.set({ version: VERSION, node: process.version }, 1);
-  const docker = new DockerodeClient(config.dockerHost, config.dockerTimeoutMs);
-  let store: Store;
-  let notifier: ReturnType<typeof createNotifier>;
+  let service: Service;
   try {
-    store = new Store(config.dataDir, log);
-    // Telegram behind a durable outbox when configured; otherwise the audit log only (said once here).
-    notifier = createNotifier(config, { log, metrics });
+    // Telegram behind a durable outbox when configured; otherwise the audit log only (said once there).
+    service = await buildService(config, { log, rules, pruneOnTimer: true });
   } catch (err) {
     // Without durable state no promise holds (attempts, cooldowns, de-duplication): refuse to start.
     if (!(err instanceof StateOpenError)) throw err;
@@ -79,32 +66,11 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
-  // Caps on closed incidents and remediations, expiry of de-duplication keys: now and on a timer.
-  store.startPruning(systemClock);
-  const engine = new Engine({
-    config,
-    docker,
-    store,
-    metrics,
-    log,
-    clock: systemClock,
-    escalations: notifier,
-    actions: defaultActions(),
-    rules,
-  });
-  const app = await buildApp(config, {
-    docker,
-    metrics,
-    log,
-    clock: systemClock,
-    store,
-    engine,
-    rules,
-    notifier: notifier.enabled ? notifier : undefined,
-  });
+  const { docker, clock, metrics, store, engine, app } = service;
+  metrics.buildInfo.set({ version: VERSION, node: process.version }, 1);
   // The health watcher also owns autoheal_docker_connected (engine answers and its event stream is followed).
-  const watcher = new Watcher({ config, docker, engine, store, metrics, log, clock: systemClock });
-  const scheduler = new Scheduler(schedules, { engine, store, clock: systemClock, log, metrics });
+  const watcher = new Watcher({ config, docker, engine, store, metrics, log, clock });
+  const scheduler = new Scheduler(schedules, { engine, store, clock, log, metrics });
 
   log.info(
     {
@@ -124,8 +90,7 @@ async function main(): Promise<void> {
   if (!config.adminToken) log.warn('ADMIN_TOKEN is not set: the admin API refuses every request');
 
   await app.listen({ port: config.port, host: config.host });
-  notifier.start();
-  engine.start();
+  service.start();
   watcher.start();
   scheduler.start();
 
@@ -136,11 +101,7 @@ async function main(): Promise<void> {
     log.info({ event: 'stopping', signal: sig }, 'shutting down: stopping inputs, finishing remediations');
     await watcher.stop();
     scheduler.stop();
-    await app.close();
-    await engine.stop(config.shutdownGraceMs);
-    // After the engine: escalations raised while remediations finish are still journalled.
-    await notifier.close();
-    store.close();
+    await service.close(config.shutdownGraceMs);
     log.info({ event: 'stopped' }, 'stopped');
     log.flush?.();
     process.exit(0);

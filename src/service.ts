@@ -1,0 +1,109 @@
+// buildService(config, overrides): the one composition root. The process (server.ts), the benchmarks
+// and the test fixtures build the service through it, so its wiring cannot drift apart between them;
+// each passes only what it does differently (a stub DockerClient, a ManualClock, a captured log).
+// It builds and never starts: listening, signals and the background inputs stay with the caller.
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { ActionRegistry } from './actions/handler.js';
+import { defaultActions } from './actions/registry.js';
+import type { Config } from './config.js';
+import { type Clock, systemClock } from './core/clock.js';
+import { type CompiledRule, loadRulesFile } from './core/rules.js';
+import type { DockerClient } from './docker/client.js';
+import { DockerodeClient } from './docker/dockerode-client.js';
+import { Engine } from './engine.js';
+import { buildApp } from './http/app.js';
+import { createLogger, loggerOptions } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { type EscalationSink, LogEscalationSink, type TextNotifier } from './notifiers/escalation.js';
+import { createNotifier, type Notifier } from './notifiers/index.js';
+import type { WriteFn } from './state/journal.js';
+import { Store } from './state/store.js';
+
+export interface ServiceOverrides {
+  readonly docker?: DockerClient;
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  readonly metrics?: Metrics;
+  /** The engine's actions; defaultActions() unless a test or bench hands in its own. */
+  readonly actions?: ActionRegistry;
+  /** Compiled RULES_FILE rules; loaded from config.rulesFile when not given. */
+  readonly rules?: ReadonlyArray<CompiledRule>;
+  /** Builds the humans' channel (createNotifier by default); null for none. */
+  readonly notifier?: ((parts: { config: Config; log: Logger; metrics: Metrics }) => Notifier) | null;
+  /** Where the engine raises escalations: the notifier, or the audit log when there is none. */
+  readonly escalations?: EscalationSink;
+  /** Free text for the admin API: the notifier when it is on. */
+  readonly textNotifier?: TextNotifier;
+  /** The state journal's write port (a test's failing disk); fs.writeSync by default. */
+  readonly journalWrite?: WriteFn;
+  /** Prune the store now and on its timer (the process does; tests and benches prune when they say). */
+  readonly pruneOnTimer?: boolean;
+}
+
+export type Service = Awaited<ReturnType<typeof buildService>>;
+
+/**
+ * Builds log, metrics, Docker client, durable state, notifier, engine and app. Throws StateOpenError
+ * when DATA_DIR cannot be used (the store or the notifier's outbox).
+ */
+export async function buildService(config: Config, o: ServiceOverrides = {}) {
+  const log = o.log ?? createLogger(loggerOptions(config));
+  const metrics = o.metrics ?? createMetrics(new Registry());
+  const clock = o.clock ?? systemClock;
+  const docker = o.docker ?? new DockerodeClient(config.dockerHost, config.dockerTimeoutMs);
+  const rules = o.rules ?? (config.rulesFile ? loadRulesFile(config.rulesFile) : []);
+  const store = new Store(config.dataDir, log, { write: o.journalWrite });
+  const notifier =
+    o.notifier === null
+      ? undefined
+      : (o.notifier?.({ config, log, metrics }) ?? createNotifier(config, { log, metrics }));
+  // Caps on closed incidents and remediations, expiry of de-duplication keys: now and on a timer.
+  if (o.pruneOnTimer) store.startPruning(clock);
+  const engine = new Engine({
+    config,
+    docker,
+    store,
+    metrics,
+    log,
+    clock,
+    escalations: o.escalations ?? notifier ?? new LogEscalationSink(log),
+    actions: o.actions ?? defaultActions(),
+    rules,
+  });
+  const app = await buildApp(config, {
+    docker,
+    metrics,
+    log,
+    clock,
+    store,
+    engine,
+    rules,
+    notifier: o.textNotifier ?? (notifier?.enabled ? notifier : undefined),
+  });
+  return {
+    config,
+    docker,
+    clock,
+    log,
+    metrics,
+    rules,
+    store,
+    notifier,
+    engine,
+    app,
+    /** Starts the notifier's delivery loop and the engine (replay, then intake). */
+    start(): void {
+      notifier?.start();
+      engine.start();
+    },
+    /** Stops taking requests, lets running remediations finish within graceMs, then closes the state. */
+    async close(graceMs: number): Promise<void> {
+      await app.close();
+      await engine.stop(graceMs);
+      // After the engine: escalations raised while remediations finish are still journalled.
+      await notifier?.close();
+      store.close();
+    },
+  };
+}
