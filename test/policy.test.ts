@@ -13,8 +13,8 @@ import {
 } from '../src/core/policy.js';
 import type { ContainerRecord, ContainerView, Signal } from '../src/core/types.js';
 import { testConfig } from './fixtures/config.js';
+import { alertSignal, containerView, NOW } from './fixtures/views.js';
 
-const NOW = Date.UTC(2026, 10, 28, 12);
 const cfg = testConfig({ RESTART_COOLDOWN: '60', MAX_RESTART_ATTEMPTS: '3', STABLE_PERIOD: '600' });
 const ctx: PolicyContext = {
   scope: 'label',
@@ -26,28 +26,8 @@ const ctx: PolicyContext = {
   nodeName: 'node-a',
 };
 
-const container = (o: Partial<ContainerView> = {}): ContainerView => ({
-  id: 'abc123456789def',
-  name: 'web',
-  labels: { 'autoheal.enable': 'true' },
-  state: 'running',
-  health: 'unhealthy',
-  startedAt: NOW - 3_600_000,
-  ...o,
-});
-const signal = (o: Partial<Signal> = {}): Signal => ({
-  id: 's1',
-  source: 'alertmanager',
-  status: 'firing',
-  receivedAt: NOW,
-  condition: 'alert',
-  target: { kind: 'container', name: 'web' },
-  action: 'restart',
-  params: {},
-  labels: {},
-  annotations: {},
-  ...o,
-});
+const container = containerView;
+const signal = alertSignal;
 const record = (o: Partial<ContainerRecord> = {}): ContainerRecord => ({
   name: 'web',
   attempts: 0,

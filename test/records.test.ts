@@ -24,8 +24,8 @@ import type {
   Signal,
   SignalOrigin,
 } from '../src/core/types.js';
+import { alertSignal, containerView, NOW } from './fixtures/views.js';
 
-const NOW = Date.UTC(2026, 10, 28, 12);
 const MIN = 60_000;
 const policy: RecordPolicy = {
   maxAttempts: 3,
@@ -46,15 +46,7 @@ const ctx: PolicyContext = {
   nodeName: undefined,
 };
 
-const view = (o: Partial<ContainerView> = {}): ContainerView => ({
-  id: 'abc123456789def',
-  name: 'web',
-  labels: { 'autoheal.enable': 'true' },
-  state: 'running',
-  health: 'unhealthy',
-  startedAt: NOW - 3_600_000,
-  ...o,
-});
+const view = containerView;
 const record = (o: Partial<ContainerRecord> = {}): ContainerRecord => ({
   name: 'web',
   attempts: 0,
@@ -62,21 +54,13 @@ const record = (o: Partial<ContainerRecord> = {}): ContainerRecord => ({
   givenUp: false,
   ...o,
 });
-const signal = (o: Partial<Signal> = {}): Signal => ({
-  id: 's1',
-  source: 'alertmanager',
-  status: 'firing',
-  receivedAt: NOW,
-  condition: 'alert',
-  target: { kind: 'container', name: 'web' },
-  action: 'restart',
-  params: {},
-  labels: { alertname: 'ContainerDown' },
-  annotations: {},
-  alertname: 'ContainerDown',
-  fingerprint: 'fp1',
-  ...o,
-});
+const signal = (o: Partial<Signal> = {}): Signal =>
+  alertSignal({
+    labels: { alertname: 'ContainerDown' },
+    alertname: 'ContainerDown',
+    fingerprint: 'fp1',
+    ...o,
+  });
 const intent = (o: { startedAt?: number; signalId?: string; incidentId?: string } = {}) => ({
   action: 'restart' as const,
   startedAt: o.startedAt ?? NOW,
