@@ -55,6 +55,8 @@ export interface WatcherOptions {
   readonly crashLoop?: CrashLoopPolicy;
   /** Parallel inspects when the reconcile meets containers it has not seen before. */
   readonly inspectConcurrency?: number;
+  /** How the reconnect back-off waits (tests record the delays it asks for); rejects when aborted. */
+  readonly backoffSleep?: (ms: number, signal: AbortSignal) => Promise<unknown>;
 }
 
 type Series = ReturnType<typeof seriesLabels>;
@@ -117,6 +119,7 @@ export class Watcher {
       stableStreamMs: options.stableStreamMs ?? 10_000,
       crashLoop: options.crashLoop ?? DEFAULT_CRASH_LOOP,
       inspectConcurrency: options.inspectConcurrency ?? 8,
+      backoffSleep: options.backoffSleep ?? ((ms, signal) => sleep(ms, undefined, { signal })),
     };
   }
 
@@ -178,7 +181,7 @@ export class Watcher {
         backoff = this.opts.backoffInitialMs;
       }
       try {
-        await sleep(backoff, undefined, { signal: this.stopAbort.signal });
+        await this.opts.backoffSleep(backoff, this.stopAbort.signal);
       } catch {
         break; // stopped
       }
