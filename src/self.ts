@@ -2,6 +2,7 @@
 // inside Docker, or given as SELF_CONTAINER_ID, and then held as the container's full id (a name given
 // there would stop matching once the container is renamed).
 import { readFileSync } from 'node:fs';
+import { isFullId } from './core/names.js';
 import { checkSelector, resolveTarget } from './core/targets.js';
 import type { DockerClient } from './docker/client.js';
 
@@ -16,8 +17,6 @@ export function detectSelfContainerId(mountinfoPath = '/proc/self/mountinfo'): s
   }
 }
 
-export const isFullContainerId = (s: string): boolean => /^[0-9a-f]{64}$/.test(s);
-
 /**
  * The full id of the container SELF_CONTAINER_ID names (a name, an id prefix of 12 or more hex
  * characters, or the full id), matched against one listing as every target is (core/targets.ts):
@@ -28,7 +27,7 @@ export async function resolveSelfContainerId(
   docker: Pick<DockerClient, 'listContainers'>,
   idOrName: string,
 ): Promise<string | undefined> {
-  if (isFullContainerId(idOrName)) return idOrName;
+  if (isFullId(idOrName)) return idOrName;
   const target = { kind: 'container', name: idOrName } as const;
   if (!checkSelector(target).ok) return undefined;
   const found = resolveTarget(target, await docker.listContainers({ all: true }));

@@ -60,9 +60,6 @@ export function parseContainerRef(text: string): ContainerRef {
   return { ok: true, kind: 'name', value };
 }
 
-/** Whether the text is something the engine's URL may carry as a container: a valid name or id. */
-export const isContainerRef = (text: string): boolean => parseContainerRef(text).ok;
-
 export const isFullId = (text: string): boolean => FULL_ID.test(text);
 
 export type ComposeNameCheck = { readonly ok: true } | { readonly ok: false; readonly detail: string };

@@ -23,9 +23,6 @@ export function targetFromLabels(labels: Readonly<Record<string, string>>, actio
   return { kind: 'none' };
 }
 
-export const hostFromLabels = (labels: Readonly<Record<string, string>>): string | undefined =>
-  first(labels, ALERT_LABELS.host);
-
 /** A target as an operator writes it: "name", "service:web" or "project/service". */
 export function parseTarget(text: string): TargetSelector {
   if (text === 'host') return { kind: 'host' };
@@ -141,10 +138,4 @@ export function resolveTarget<C extends ContainerView>(
     default:
       return none(`${describeTarget(t)} names no container`);
   }
-}
-
-/** The containers a selector names, from one listing of the engine; [] when it names none. */
-export function matchTargets<C extends ContainerView>(t: TargetSelector, containers: ReadonlyArray<C>): C[] {
-  const r = resolveTarget(t, containers);
-  return r.ok ? r.containers : [];
 }
