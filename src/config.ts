@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
+import type { PolicyConfig } from './core/policy.js';
+import type { WatchScope } from './core/scope.js';
 
 const Bool = (def: boolean, description: string) =>
   Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')], {
@@ -186,7 +188,7 @@ export const EnvSchema = Type.Object({
 });
 export type Env = Static<typeof EnvSchema>;
 
-export type WatchScope = Env['WATCH_SCOPE'];
+export type { PolicyConfig, WatchScope };
 
 export interface Config {
   readonly port: number;
@@ -229,16 +231,6 @@ export interface HttpLimits {
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
   readonly maxConnectionsPerClient: number;
-}
-
-export interface PolicyConfig {
-  readonly maxAttempts: number;
-  readonly cooldownMs: number;
-  readonly backoffMaxMs: number;
-  readonly stablePeriodMs: number;
-  readonly circuitMaxActions: number;
-  readonly circuitWindowMs: number;
-  readonly circuitCooldownMs: number;
 }
 
 export interface CleanupConfig {

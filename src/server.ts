@@ -2,7 +2,7 @@
 // The only module that reads process.env or listens.
 import { dirname, resolve } from 'node:path';
 import { ConfigError, loadConfig } from './config.js';
-import { loadRulesFile } from './core/rules.js';
+import { loadRulesFile } from './inputs/rules-file.js';
 import { Watcher } from './inputs/watcher.js';
 import { parseSchedules, type ScheduleEntry, Scheduler } from './inputs/schedules.js';
 import { createLogger, loggerOptions } from './logger.js';

@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { compileRules, loadRulesFile, matchRule } from '../src/core/rules.js';
+import { compileRules, matchRule } from '../src/core/rules.js';
+import { loadRulesFile } from '../src/inputs/rules-file.js';
 import { alertToSignal } from '../src/inputs/alertmanager.js';
 
 const yamlText = `

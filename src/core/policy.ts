@@ -1,6 +1,5 @@
 // The one policy every action obeys, as pure functions of (signal, container, state, config, now).
 // Each "no" carries its reason; the engine logs and counts every decision under it.
-import type { PolicyConfig } from '../config.js';
 import { parseDuration } from './duration.js';
 import { CONTAINER_LABELS } from './labels.js';
 import { checkScope, type ScopeContext } from './scope.js';
@@ -12,6 +11,17 @@ import {
   isAction,
   type Signal,
 } from './types.js';
+
+/** Attempt limits, cooldown/backoff and the circuit breaker (ms and counts). */
+export interface PolicyConfig {
+  readonly maxAttempts: number;
+  readonly cooldownMs: number;
+  readonly backoffMaxMs: number;
+  readonly stablePeriodMs: number;
+  readonly circuitMaxActions: number;
+  readonly circuitWindowMs: number;
+  readonly circuitCooldownMs: number;
+}
 
 export interface PolicyContext extends ScopeContext {
   readonly dryRun: boolean;

@@ -1,9 +1,7 @@
 // The optional rules file: maps alerts that carry no `remediation` label to an action, by alertname and
-// label matchers. Loaded and validated once at start-up; matching is pure.
-import { readFileSync } from 'node:fs';
+// label matchers. Validated and compiled once at start-up (the file is read by inputs/rules-file.ts); pure.
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
-import { parse } from 'yaml';
 import { ACTIONS } from './types.js';
 
 const Rule = Type.Object(
@@ -46,16 +44,6 @@ export function compileRules(doc: unknown, source = 'rules file'): CompiledRule[
     action: r.action,
     params: r.params ?? {},
   }));
-}
-
-export function loadRulesFile(path: string): CompiledRule[] {
-  let doc: unknown;
-  try {
-    doc = parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new Error(`RULES_FILE: cannot read ${path}: ${(err as Error).message}`);
-  }
-  return compileRules(doc, `RULES_FILE ${path}`);
 }
 
 /** The first rule matching the alert's labels. */

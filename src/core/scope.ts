@@ -1,7 +1,9 @@
 // Which containers the service may touch: the opt-in scope, the opt-out label, and never itself.
-import type { WatchScope } from '../config.js';
 import { CONTAINER_LABELS } from './labels.js';
 import type { ContainerView } from './types.js';
+
+/** Which containers may be healed: labelled ones, one Compose project's, or all. */
+export type WatchScope = 'label' | 'project' | 'all';
 
 export interface ScopeContext {
   readonly scope: WatchScope;

@@ -1,0 +1,14 @@
+// Reads the optional rules file (YAML) from disk; validation and matching are pure, in core/rules.ts.
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { type CompiledRule, compileRules } from '../core/rules.js';
+
+export function loadRulesFile(path: string): CompiledRule[] {
+  let doc: unknown;
+  try {
+    doc = parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`RULES_FILE: cannot read ${path}: ${(err as Error).message}`);
+  }
+  return compileRules(doc, `RULES_FILE ${path}`);
+}
