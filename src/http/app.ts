@@ -9,7 +9,7 @@ import type { Config } from '../config.js';
 import type { Clock } from '../core/clock.js';
 import type { CompiledRule } from '../core/rules.js';
 import type { DockerClient } from '../docker/client.js';
-import type { Engine } from '../engine.js';
+import type { Engine } from '../engine/engine.js';
 import type { Metrics } from '../metrics.js';
 import type { TextNotifier } from '../notifiers/escalation.js';
 import type { Store } from '../state/store.js';

@@ -18,7 +18,7 @@ import {
 import { checkScope, scopeListFilter } from '../core/scope.js';
 import type { Condition, ContainerView, HealthStatus } from '../core/types.js';
 import type { DockerClient, DockerEvent } from '../docker/client.js';
-import type { Engine } from '../engine.js';
+import type { Engine } from '../engine/engine.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../state/store.js';
 import {

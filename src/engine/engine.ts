@@ -1,24 +1,15 @@
 // The incident engine: the one path every signal takes, whichever input it came from.
-//   accept (durable, de-duplicated) → admit → resolve targets → decide (pure policy) → act → verify
-// Decisions are pure (core/policy.ts); this module owns the effects: state writes, Docker calls,
-// timers for retries, escalations, metrics and the audit log.
+//   intake (intake.ts: de-duplicated, journalled) → runSignal: admit → resolve targets → decide (pure,
+//   core/policy.ts) → act (an action from deps.actions) → verify → record (core/records.ts)
+// Around it: retries.ts (the next attempt's timer), host-cleanup.ts (actions on the host as a whole),
+// report.ts (audit, incident timeline, escalations, gauges). Every decision and record transition is a
+// pure function in core/; this class applies them, one state write per step, and owns the effects.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
-import type { Logger } from 'pino';
-import type { Config } from './config.js';
-import type { Clock } from './core/clock.js';
-import { CONTAINER_LABELS } from './core/labels.js';
-import {
-  admit,
-  circuitIsOpen,
-  decide,
-  decideHost,
-  maxAttemptsFor,
-  type PolicyContext,
-  recordAction,
-} from './core/policy.js';
+import { CONTAINER_LABELS } from '../core/labels.js';
+import { admit, decide, maxAttemptsFor, type PolicyContext, recordAction } from '../core/policy.js';
 import {
   flappingReported,
   givenUp,
@@ -29,9 +20,9 @@ import {
   resultRecorded,
   resumed,
   skipConsequence,
-} from './core/records.js';
-import { deferDelayMs, isTransientError, MAX_TRIES_OF_A_FAULTY_SIGNAL } from './core/pending.js';
-import { describeTarget, type TargetResolution } from './core/targets.js';
+} from '../core/records.js';
+import { deferDelayMs, isTransientError, MAX_TRIES_OF_A_FAULTY_SIGNAL } from '../core/pending.js';
+import { describeTarget, type TargetResolution } from '../core/targets.js';
 import {
   type ActionName,
   type ContainerRecord,
@@ -40,43 +31,26 @@ import {
   emptyRecord,
   type RemediationResult,
   type Signal,
-} from './core/types.js';
-import { type ContainerDetails, type DockerClient, lookupContainer, lookupTargets } from './docker/client.js';
-import type { Metrics } from './metrics.js';
-import type { EscalationKind } from './core/escalation.js';
-import { buildEscalation, type EscalationContext, type EscalationSink } from './notifiers/escalation.js';
-import { accepts, type ActionRegistry, reportOf } from './actions/handler.js';
-import { verifyRecovery } from './actions/verify.js';
-import type { CompiledRule } from './core/rules.js';
-import { resolveSelfContainerId } from './self.js';
-import type { Incident, RemediationState, Store } from './state/store.js';
-import { StateWriteError } from './state/journal.js';
+} from '../core/types.js';
+import { type ContainerDetails, lookupContainer, lookupTargets } from '../docker/client.js';
+import type { EscalationKind } from '../core/escalation.js';
+import type { EngineDeps } from './deps.js';
+import { acceptSignals } from './intake.js';
+import { Report } from './report.js';
+import { RetryTimers } from './retries.js';
+import { runHostAction } from './host-cleanup.js';
+import { accepts } from '../actions/handler.js';
+import { verifyRecovery } from '../actions/verify.js';
+import { resolveSelfContainerId } from '../self.js';
+import type { RemediationState } from '../state/store.js';
+import { StateWriteError } from '../state/journal.js';
 
-export interface EngineDeps {
-  readonly config: Config;
-  readonly docker: DockerClient;
-  readonly store: Store;
-  readonly metrics: Metrics;
-  readonly log: Logger;
-  readonly clock: Clock;
-  readonly escalations: EscalationSink;
-  /** The actions the engine can run (defaultActions() in production; tests may pass their own). */
-  readonly actions: ActionRegistry;
-  readonly rules?: ReadonlyArray<CompiledRule>;
-}
+export type { EngineDeps } from './deps.js';
+export { dedupKey } from './intake.js';
 
 export interface IngestResult {
   readonly accepted: ReadonlyArray<Signal>;
   readonly duplicates: number;
-}
-
-const HOST_KEY = 'host:cleanup';
-
-/** The key that makes a redelivered signal a duplicate; undefined for signals that are never duplicates. */
-export function dedupKey(s: Signal): string | undefined {
-  if (s.source === 'alertmanager' && s.fingerprint)
-    return `am:${s.fingerprint}:${s.startsAt ?? ''}:${s.status}`;
-  return undefined;
 }
 
 const isDetails = (c: ContainerView): c is ContainerDetails => 'hasHealthCheck' in c;
@@ -84,11 +58,10 @@ const isDetails = (c: ContainerView): c is ContainerDetails => 'hasHealthCheck' 
 export class Engine {
   private readonly busy = new Set<string>();
   private readonly limit: ReturnType<typeof pLimit>;
-  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly retries: RetryTimers;
   private readonly running = new Set<Promise<unknown>>();
   /** Not readonly: SELF_CONTAINER_ID given as a name is replaced by the container's full id at start. */
   private ctx: PolicyContext;
-  private readonly host: string;
   private stopping = false;
   /** Actions interrupted by a restart of the service, being verified (by container name). */
   private readonly resuming = new Map<string, Promise<void>>();
@@ -97,11 +70,17 @@ export class Engine {
   private selfResolved = false;
   /** Batches accepted but not yet handed to dispatch (they start on the next turn of the loop). */
   private scheduled = 0;
+  private readonly report: Report;
 
-  constructor(private readonly d: EngineDeps) {
-    const c = d.config;
+  constructor(private readonly deps: EngineDeps) {
+    const c = deps.config;
     this.limit = pLimit(c.maxParallel);
-    this.host = c.nodeName ?? hostname();
+    this.retries = new RetryTimers(
+      deps,
+      (signal) => this.ingest([signal]),
+      () => this.stopping,
+    );
+    this.report = new Report(deps, c.nodeName ?? hostname(), () => this.waiting.size);
     this.ctx = {
       scope: c.scope,
       composeProject: c.composeProject,
@@ -122,8 +101,11 @@ export class Engine {
    * background. Throws StateWriteError when the state cannot be written (nothing was accepted).
    */
   ingest(signals: ReadonlyArray<Signal>): IngestResult {
-    const { accepted, duplicates } = this.durably(() => this.acceptAll(signals));
-    for (const [s, key] of duplicates) this.audit(s, { verdict: 'skip', reason: 'duplicate', detail: key });
+    const { accepted, duplicates } = this.durably(() =>
+      acceptSignals(this.deps.store, signals, this.deps.clock.now()),
+    );
+    for (const [s, key] of duplicates)
+      this.report.audit(s, { verdict: 'skip', reason: 'duplicate', detail: key });
     if (accepted.length) {
       // The signals are durable now: the caller (the webhook) answers first, the work starts after.
       this.scheduled++;
@@ -136,33 +118,12 @@ export class Engine {
     return { accepted, duplicates: duplicates.length };
   }
 
-  /** Claims and records signals (call inside durably(): one write, all or nothing). */
-  private acceptAll(signals: ReadonlyArray<Signal>): {
-    accepted: Signal[];
-    duplicates: Array<[Signal, string]>;
-  } {
-    const { store } = this.d;
-    const now = this.d.clock.now();
-    const accepted: Signal[] = [];
-    const duplicates: Array<[Signal, string]> = [];
-    for (const s of signals) {
-      const key = dedupKey(s);
-      if (key !== undefined && !store.claim(key, now)) {
-        duplicates.push([s, key]);
-        continue;
-      }
-      store.accept(s);
-      accepted.push(s);
-    }
-    return { accepted, duplicates };
-  }
-
   /** Runs fn's state changes as one durable write; a failed write is counted and rethrown. */
   private durably<R>(fn: () => R): R {
     try {
-      return this.d.store.batch(fn);
+      return this.deps.store.batch(fn);
     } catch (err) {
-      this.d.metrics.stateErrors.inc({ op: 'write' });
+      this.deps.metrics.stateErrors.inc({ op: 'write' });
       throw err;
     }
   }
@@ -176,12 +137,12 @@ export class Engine {
     const s: Signal = { ...signal, remediationId: id };
     // Queued record and accepted signal land in one write: never a request stuck in "queued".
     this.durably(() => {
-      this.d.store.upsertRemediation(this.d.clock.now(), s, id, {
+      this.deps.store.upsertRemediation(this.deps.clock.now(), s, id, {
         state: 'queued',
         container: undefined,
         action: signal.action ?? 'none',
       });
-      this.acceptAll([s]);
+      acceptSignals(this.deps.store, [s], this.deps.clock.now());
     });
     this.dispatch(s);
     return id;
@@ -192,13 +153,13 @@ export class Engine {
    * starting them again), schedules pending retries, and replays the signals still in the inbox.
    */
   start(): void {
-    const now = this.d.clock.now();
-    const pending = this.d.store.pending();
+    const now = this.deps.clock.now();
+    const pending = this.deps.store.pending();
     const byId = new Map(pending.map((s) => [s.id, s]));
-    for (const r of [...this.d.store.records()]) {
+    for (const r of [...this.deps.store.records()]) {
       if (!r.inFlight) continue;
-      const next = resumed(r, this.d.config.policy.cooldownMs);
-      this.d.log.warn(
+      const next = resumed(r, this.deps.config.policy.cooldownMs);
+      this.deps.log.warn(
         {
           event: 'resume',
           container: r.name,
@@ -213,12 +174,12 @@ export class Engine {
       const origin = (r.inFlight.signalId && byId.get(r.inFlight.signalId)) || this.resumeSignal(r);
       this.track(this.resumeAction(r.name, origin));
     }
-    for (const r of this.d.store.records()) {
+    for (const r of this.deps.store.records()) {
       if (r.pendingRetry && !r.givenUp && !this.resuming.has(r.name))
-        this.scheduleRetry(r.name, r.pendingRetry.action, Math.max(now, r.pendingRetry.at));
+        this.retries.schedule(r.name, r.pendingRetry.action, Math.max(now, r.pendingRetry.at));
     }
     for (const s of pending) this.dispatch(s);
-    this.refreshGauges();
+    this.report.refreshGauges();
     void this.resolveSelf();
   }
 
@@ -234,36 +195,35 @@ export class Engine {
       this.waiting.delete(id);
       this.dispatch(w.signal, w.tries);
     }
-    this.d.metrics.signalsPending.set(this.waiting.size);
+    this.deps.metrics.signalsPending.set(this.waiting.size);
   }
 
   /** SELF_CONTAINER_ID given as a name: matched by the container's id from now on, so a rename keeps it safe. */
   private async resolveSelf(): Promise<void> {
-    const given = this.d.config.selfContainerId;
+    const given = this.deps.config.selfContainerId;
     if (this.selfResolved || !given) return;
     try {
-      const id = await resolveSelfContainerId(this.d.docker, given);
+      const id = await resolveSelfContainerId(this.deps.docker, given);
       this.selfResolved = true;
       if (id === undefined) {
-        this.d.log.warn(
+        this.deps.log.warn(
           { event: 'self', selfContainerId: given },
           'SELF_CONTAINER_ID names no container; the service protects a container of that name or id',
         );
       } else if (id !== this.ctx.selfContainerId) {
         this.ctx = { ...this.ctx, selfContainerId: id };
-        this.d.log.info({ event: 'self', selfContainerId: given, id }, 'own container resolved to its id');
+        this.deps.log.info({ event: 'self', selfContainerId: given, id }, 'own container resolved to its id');
       }
     } catch (err) {
       // The engine is not answering yet: retried when the watcher reconnects.
-      this.d.log.warn({ err, event: 'self' }, 'cannot resolve SELF_CONTAINER_ID yet');
+      this.deps.log.warn({ err, event: 'self' }, 'cannot resolve SELF_CONTAINER_ID yet');
     }
   }
 
   /** Stops retries and waits for running remediations, at most graceMs. */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    for (const t of this.retryTimers.values()) clearTimeout(t);
-    this.retryTimers.clear();
+    this.retries.clear();
     // Waiting signals stay in the inbox: decided after the next start.
     for (const w of this.waiting.values()) clearTimeout(w.timer);
     this.waiting.clear();
@@ -296,8 +256,8 @@ export class Engine {
     } catch (err) {
       // The watcher's event loop calls this: a state the disk refuses is not an engine-stream failure.
       if (!(err instanceof StateWriteError)) throw err;
-      this.d.metrics.stateErrors.inc({ op: 'write' });
-      this.d.log.error(
+      this.deps.metrics.stateErrors.inc({ op: 'write' });
+      this.deps.log.error(
         { err, event: 'observe', container: c.name },
         `cannot record what the watcher saw of ${c.name}: the state directory refused the write (disk full?); it is seen again at the next reconcile`,
       );
@@ -305,39 +265,40 @@ export class Engine {
   }
 
   private observeRecord(c: ContainerView, event?: { stoppedByOperator?: boolean }): void {
-    const now = this.d.clock.now();
-    const r = this.d.store.record(c.name);
+    const now = this.deps.clock.now();
+    const r = this.deps.store.record(c.name);
     const step = observed(
       r,
       c,
       { now, busy: this.busy.has(c.name), stoppedByOperator: event?.stoppedByOperator },
-      this.d.config.policy,
+      this.deps.config.policy,
     );
     if (step.record) this.putRecord(step.record);
     if (step.recovered) {
       // The record first: the given-up gauge is counted from the records.
-      this.closeIncident(step.recovered.incidentId, 'recovered', now, 'healthy again');
-      this.refreshGauges();
-      this.escalate('recovered', { container: c, detail: 'healthy again after the service gave up' });
+      this.report.closeIncident(step.recovered.incidentId, 'recovered', now, 'healthy again');
+      this.report.refreshGauges();
+      this.report.escalate('recovered', { container: c, detail: 'healthy again after the service gave up' });
     }
   }
 
   // Operator controls ------------------------------------------------------------------------------
 
   pause(name: string, untilMs: number | undefined): ContainerRecord {
-    const r = this.d.store.record(name) ?? emptyRecord(name);
+    const r = this.deps.store.record(name) ?? emptyRecord(name);
     const next = { ...r, pausedUntil: untilMs };
     this.putRecord(next);
     return next;
   }
 
   reset(name: string): ContainerRecord {
-    const r = this.d.store.record(name) ?? emptyRecord(name);
-    this.cancelRetry(name);
-    if (r.incidentId) this.closeIncident(r.incidentId, 'reset', this.d.clock.now(), 'reset by an operator');
+    const r = this.deps.store.record(name) ?? emptyRecord(name);
+    this.retries.cancel(name);
+    if (r.incidentId)
+      this.report.closeIncident(r.incidentId, 'reset', this.deps.clock.now(), 'reset by an operator');
     const next = resetRecord(r);
     this.putRecord(next);
-    this.refreshGauges();
+    this.report.refreshGauges();
     return next;
   }
 
@@ -345,7 +306,7 @@ export class Engine {
 
   private dispatch(signal: Signal, tries = 0): void {
     this.track(
-      this.process(signal).then(
+      this.runSignal(signal).then(
         () => this.markDone(signal.id),
         (err) => this.defer(signal, tries + 1, err),
       ),
@@ -359,10 +320,10 @@ export class Engine {
 
   private markDone(signalId: string): void {
     try {
-      this.d.store.done(signalId);
+      this.deps.store.done(signalId);
     } catch (err) {
-      this.d.metrics.stateErrors.inc({ op: 'write' });
-      this.d.log.error({ err }, 'cannot mark a signal as processed; it will be replayed after a restart');
+      this.deps.metrics.stateErrors.inc({ op: 'write' });
+      this.deps.log.error({ err }, 'cannot mark a signal as processed; it will be replayed after a restart');
     }
   }
 
@@ -375,7 +336,7 @@ export class Engine {
   private defer(signal: Signal, tries: number, err: unknown): void {
     const transient = isTransientError(err);
     if (!transient && tries >= MAX_TRIES_OF_A_FAULTY_SIGNAL) {
-      this.d.log.error(
+      this.deps.log.error(
         { err, signalId: signal.id, tries, event: 'signal_dropped' },
         'processing a signal failed; dropped after repeated errors',
       );
@@ -384,7 +345,7 @@ export class Engine {
     }
     if (this.stopping) return; // still in the inbox: decided after the next start
     const delay = deferDelayMs(tries);
-    this.d.log.warn(
+    this.deps.log.warn(
       {
         err,
         event: 'signal_deferred',
@@ -399,40 +360,40 @@ export class Engine {
     );
     const timer = setTimeout(() => {
       this.waiting.delete(signal.id);
-      this.d.metrics.signalsPending.set(this.waiting.size);
+      this.deps.metrics.signalsPending.set(this.waiting.size);
       if (!this.stopping) this.dispatch(signal, tries);
     }, delay);
     timer.unref();
     const previous = this.waiting.get(signal.id);
     if (previous) clearTimeout(previous.timer);
     this.waiting.set(signal.id, { signal, tries, timer });
-    this.d.metrics.signalsPending.set(this.waiting.size);
+    this.deps.metrics.signalsPending.set(this.waiting.size);
   }
 
-  private async process(signal: Signal): Promise<void> {
-    if (signal.status === 'resolved') return this.resolve(signal);
-    const outcome = await this.handle(signal);
+  private async runSignal(signal: Signal): Promise<void> {
+    if (signal.status === 'resolved') return this.onAlertResolved(signal);
+    const outcome = await this.remediate(signal);
     // Alerts of the configured severities reach a human whatever was done about them.
     if (
       outcome !== undefined &&
       signal.source === 'alertmanager' &&
       signal.severity &&
-      this.d.config.telegram.severities.includes(signal.severity)
+      this.deps.config.telegram.severities.includes(signal.severity)
     ) {
       this.notifyOnly(signal, 'alert', outcome.container, outcome.summary, outcome.reclaimedBytes);
     }
   }
 
   /** Admits, resolves and acts on a firing signal; returns an account of what was done. */
-  private async handle(
+  private async remediate(
     signal: Signal,
   ): Promise<
     { summary: string; container?: ContainerView | undefined; reclaimedBytes?: number } | undefined
   > {
     const admitted = admit(signal, this.ctx);
     if (!admitted.ok) {
-      this.finishManual(signal, 'skipped', admitted.decision);
-      this.audit(signal, admitted.decision);
+      this.report.finishManual(signal, 'skipped', admitted.decision);
+      this.report.audit(signal, admitted.decision);
       // Another host's alert is that host's instance to report.
       if (admitted.decision.reason === 'other_host') return undefined;
       const d = admitted.decision;
@@ -441,24 +402,31 @@ export class Engine {
       };
     }
     const action = admitted.action;
-    if (action === 'cleanup') return this.cleanup(signal);
+    // A host target, or an action that acts on the host as a whole (cleanup), takes the host path;
+    // every other one names containers.
+    const handler = this.deps.actions.get(action);
+    if (
+      signal.target.kind === 'host' ||
+      (handler && accepts(handler, 'host') && !accepts(handler, 'container'))
+    )
+      return runHostAction(this.hostPath(), signal, action, handler);
 
     const found = await this.resolveTargets(signal);
     if (!found.ok) {
       // A name that breaks Docker's grammar (invalid_target) never reached the engine; an id prefix
       // that matches several containers (target_ambiguous) acts on none of them.
       const decision: Decision = { verdict: 'skip', reason: found.reason, detail: found.detail };
-      this.finishManual(signal, 'skipped', decision);
-      this.audit(signal, decision);
+      this.report.finishManual(signal, 'skipped', decision);
+      this.report.audit(signal, decision);
       return { summary: `no automatic action (${found.reason}: ${found.detail})` };
     }
     const targets = found.containers;
     if (signal.remediationId) {
-      this.d.store.updateRemediation(this.d.clock.now(), signal.remediationId, {
+      this.deps.store.updateRemediation(this.deps.clock.now(), signal.remediationId, {
         targets: targets.map((c) => c.name),
       });
     }
-    const outcomes = await Promise.all(targets.map((c) => this.handleContainer(signal, action, c)));
+    const outcomes = await Promise.all(targets.map((c) => this.remediateContainer(signal, action, c)));
     return { summary: outcomes.join('; '), container: targets.length === 1 ? targets[0] : undefined };
   }
 
@@ -467,19 +435,19 @@ export class Engine {
    * text as an id prefix). Throws only when the engine fails, and the signal then stays pending.
    */
   private resolveTargets(signal: Signal): Promise<TargetResolution<ContainerView>> {
-    return lookupTargets(this.d.docker, signal.target);
+    return lookupTargets(this.deps.docker, signal.target);
   }
 
   /** Decides and, when allowed, acts on one container; returns a one-line account of what happened. */
-  private async handleContainer(signal: Signal, action: ActionName, c: ContainerView): Promise<string> {
+  private async remediateContainer(signal: Signal, action: ActionName, c: ContainerView): Promise<string> {
     // An action interrupted by a restart of the service is verified before anything else is decided.
     await this.resuming.get(c.name);
-    const now = this.d.clock.now();
-    const record = this.d.store.record(c.name);
+    const now = this.deps.clock.now();
+    const record = this.deps.store.record(c.name);
     if (record?.lastSignalId === signal.id) {
       // A replay (after a restart of the service) of a signal whose action on this container was
       // already started: that action was carried out or verified; it is never decided again.
-      this.d.log.info(
+      this.deps.log.info(
         { event: 'replay', signalId: signal.id, container: c.name, action: record.lastAction },
         `${c.name}: this signal's ${record.lastAction ?? 'action'} was already carried out; not repeated`,
       );
@@ -490,24 +458,24 @@ export class Engine {
       action,
       container: c,
       record,
-      circuit: this.d.store.circuit(),
+      circuit: this.deps.store.circuit(),
       busy: this.busy.has(c.name),
       now,
       ctx: this.ctx,
     });
-    this.audit(signal, decision, c.name);
+    this.report.audit(signal, decision, c.name);
     if (decision.verdict === 'skip') {
       this.recordSkip(signal, decision, c, record, now);
-      this.finishManual(signal, 'skipped', decision, c.name);
+      this.report.finishManual(signal, 'skipped', decision, c.name);
       return `${c.name}: not acted on (${decision.reason}${decision.detail ? `: ${decision.detail}` : ''})`;
     }
     if (decision.dryRun) {
-      this.d.metrics.remediations.inc({ action, result: 'dry_run' });
-      this.d.log.info(
+      this.deps.metrics.remediations.inc({ action, result: 'dry_run' });
+      this.deps.log.info(
         { event: 'remediation', container: c.name, action, result: 'dry_run' },
         `dry run: would ${action}`,
       );
-      this.finishManual(signal, 'dry_run', decision, c.name);
+      this.report.finishManual(signal, 'dry_run', decision, c.name);
       return `${c.name}: dry run, would ${action}`;
     }
     this.busy.add(c.name);
@@ -532,38 +500,38 @@ export class Engine {
       // Failing again after a verified heal, with the attempts used up: the humans are told once per
       // recovery, and the hold is an incident of its own that the next action continues.
       const r = record ?? emptyRecord(c.name);
-      const incidentId = this.d.store.openIncident(c.name, signal, now);
-      this.addDecisionEvent(c.name, signal, decision, signal.action ?? 'none', now);
-      this.d.store.addIncidentEvent(c.name, signal, {
+      const incidentId = this.deps.store.openIncident(c.name, signal, now);
+      this.report.addDecisionEvent(c.name, signal, decision, signal.action ?? 'none', now);
+      this.deps.store.addIncidentEvent(c.name, signal, {
         at: now,
         type: 'escalation',
         reason: 'flapping',
         detail: decision.detail,
       });
       this.putRecord(flappingReported(r, now, incidentId));
-      this.d.log.warn(
+      this.deps.log.warn(
         { event: 'flapping', container: c.name, attempts: r.attempts, detail: decision.detail },
         `${c.name} is flapping`,
       );
-      this.escalate('flapping', {
+      this.report.escalate('flapping', {
         container: c,
         signal,
         detail: decision.detail,
-        incident: this.d.store.incident(incidentId),
+        incident: this.deps.store.incident(incidentId),
       });
-      this.refreshGauges();
+      this.report.refreshGauges();
       return;
     }
     // A skip that repeats the incident's last decision (a given-up container seen at every reconcile, a
     // cooldown) adds nothing to its timeline.
-    if (record?.incidentId && this.lastDecisionOf(record.incidentId) !== decision.reason) {
-      this.d.store.addIncidentEvent(c.name, signal, {
+    if (record?.incidentId && this.report.lastDecisionOf(record.incidentId) !== decision.reason) {
+      this.deps.store.addIncidentEvent(c.name, signal, {
         at: now,
         type: 'signal',
         source: signal.source,
         detail: signal.condition,
       });
-      this.addDecisionEvent(c.name, signal, decision, signal.action ?? 'none', now);
+      this.report.addDecisionEvent(c.name, signal, decision, signal.action ?? 'none', now);
     }
     if (!record) return;
     if (consequence === 'give_up') {
@@ -571,35 +539,10 @@ export class Engine {
     } else if (consequence === 'end_incident') {
       // Recovered by itself (or by an action a restart of the service interrupted): the incident is
       // over, and so is any retry scheduled for it.
-      this.cancelRetry(c.name);
+      this.retries.cancel(c.name);
       this.putRecord(incidentEnded(record));
-      this.closeIncident(record.incidentId, 'recovered', now, decision.detail ?? 'healthy again');
+      this.report.closeIncident(record.incidentId, 'recovered', now, decision.detail ?? 'healthy again');
     }
-  }
-
-  private lastDecisionOf(incidentId: string): string | undefined {
-    const events = this.d.store.incident(incidentId)?.events ?? [];
-    for (let i = events.length - 1; i >= 0; i--) {
-      const e = events[i];
-      if (e?.type === 'decision') return e.reason;
-    }
-    return undefined;
-  }
-
-  private addDecisionEvent(
-    name: string,
-    signal: Signal,
-    decision: Decision,
-    action: string,
-    now: number,
-  ): void {
-    this.d.store.addIncidentEvent(name, signal, {
-      at: now,
-      type: 'decision',
-      reason: decision.reason,
-      action,
-      detail: decision.verdict === 'skip' ? decision.detail : undefined,
-    });
   }
 
   /** Records the intent, runs the handler, verifies, and records the result. */
@@ -609,17 +552,17 @@ export class Engine {
     view: ContainerView,
     decision: Decision,
   ): Promise<RemediationResult> {
-    const { docker, config, metrics, log } = this.d;
-    const handler = this.d.actions.get(action);
+    const { docker, config, metrics, log } = this.deps;
+    const handler = this.deps.actions.get(action);
     if (!handler || !accepts(handler, 'container')) throw new Error(`no handler for ${action}`);
-    const startedAt = this.d.clock.now();
+    const startedAt = this.deps.clock.now();
     const remediationId = signal.remediationId ?? randomUUID();
-    const before = this.d.store.record(view.name) ?? emptyRecord(view.name);
-    const open = before.incidentId ? this.d.store.incident(before.incidentId) : undefined;
+    const before = this.deps.store.record(view.name) ?? emptyRecord(view.name);
+    const open = before.incidentId ? this.deps.store.incident(before.incidentId) : undefined;
     // Intent first, in one write with the incident's timeline: if the service dies now, the action
     // counts, the cooldown holds, and a replay of this signal verifies the action instead of repeating it.
     const { incidentId, attempts } = this.durably(() => {
-      const id = this.d.store.openIncident(view.name, signal, startedAt);
+      const id = this.deps.store.openIncident(view.name, signal, startedAt);
       const intent = intentRecorded(
         before,
         { action, startedAt, remediationId, signalId: signal.id, incidentId: id },
@@ -627,15 +570,15 @@ export class Engine {
       );
       // A new incident starts with this signal; an open one gets it added.
       if (open && open.closedAt === undefined) {
-        this.d.store.addIncidentEvent(view.name, signal, {
+        this.deps.store.addIncidentEvent(view.name, signal, {
           at: startedAt,
           type: 'signal',
           source: signal.source,
           detail: signal.condition,
         });
       }
-      this.addDecisionEvent(view.name, signal, decision, action, startedAt);
-      this.d.store.addIncidentEvent(view.name, signal, {
+      this.report.addDecisionEvent(view.name, signal, decision, action, startedAt);
+      this.deps.store.addIncidentEvent(view.name, signal, {
         at: startedAt,
         type: 'action',
         action,
@@ -646,8 +589,8 @@ export class Engine {
       this.putRecord(intent);
       return { incidentId: id, attempts: intent.attempts };
     });
-    this.cancelRetry(view.name);
-    this.d.store.upsertRemediation(this.d.clock.now(), signal, remediationId, {
+    this.retries.cancel(view.name);
+    this.deps.store.upsertRemediation(this.deps.clock.now(), signal, remediationId, {
       state: 'running',
       container: view.name,
       action,
@@ -690,7 +633,7 @@ export class Engine {
           const v = await verifyRecovery(docker, details.id, {
             timeoutMs: config.verifyTimeoutMs,
             graceMs: config.verifyGraceMs,
-            now: () => this.d.clock.now(),
+            now: () => this.deps.clock.now(),
           });
           result = v.result;
           detail = `${outcome.detail}; ${v.detail}`;
@@ -712,7 +655,7 @@ export class Engine {
       id: r.inFlight?.signalId ?? randomUUID(),
       source: 'reconcile',
       status: 'firing',
-      receivedAt: this.d.clock.now(),
+      receivedAt: this.deps.clock.now(),
       condition: 'retry',
       target: { kind: 'container', name: r.name },
       action: r.inFlight?.action,
@@ -726,7 +669,7 @@ export class Engine {
   /**
    * Verifies an action the service was carrying out when it died, and records its result as that
    * attempt's: the action itself may have reached the engine or not, but it is never started again.
-   * Signals for the container wait for the result (handleContainer), so they see its cooldown.
+   * Signals for the container wait for the result (remediateContainer), so they see its cooldown.
    */
   private resumeAction(name: string, signal: Signal): Promise<void> {
     this.busy.add(name);
@@ -739,9 +682,9 @@ export class Engine {
   }
 
   private async verifyInterrupted(name: string, signal: Signal): Promise<void> {
-    const { config, docker } = this.d;
+    const { config, docker } = this.deps;
     for (let tries = 1; ; tries++) {
-      const intent = this.d.store.record(name)?.inFlight;
+      const intent = this.deps.store.record(name)?.inFlight;
       if (!intent) return;
       try {
         // By name from one listing: a name read back from the state is never taken as an id prefix.
@@ -754,7 +697,7 @@ export class Engine {
           const v = await verifyRecovery(docker, details.id, {
             timeoutMs: config.verifyTimeoutMs,
             graceMs: config.verifyGraceMs,
-            now: () => this.d.clock.now(),
+            now: () => this.deps.clock.now(),
           });
           result = v.result;
           detail = v.detail;
@@ -772,7 +715,7 @@ export class Engine {
       } catch (err) {
         if (this.stopping) return;
         const delay = deferDelayMs(tries);
-        this.d.log.warn(
+        this.deps.log.warn(
           { err, event: 'resume', container: name, retryInMs: delay },
           'cannot verify an interrupted action yet; retrying',
         );
@@ -793,10 +736,10 @@ export class Engine {
       lastHealthOutput?: string | undefined;
     },
   ): void {
-    const { config, metrics, log } = this.d;
-    const now = this.d.clock.now();
+    const { config, metrics, log } = this.deps;
+    const now = this.deps.clock.now();
     const durationMs = now - o.startedAt;
-    const r = this.d.store.record(view.name) ?? emptyRecord(view.name);
+    const r = this.deps.store.record(view.name) ?? emptyRecord(view.name);
     const step = resultRecorded(r, { action, result: o.result, view, signal }, now, config.policy);
     metrics.remediations.inc({ action, result: o.result });
     metrics.remediationDuration.observe({ action }, durationMs / 1000);
@@ -816,7 +759,7 @@ export class Engine {
       },
       `${action} ${view.name}: ${o.result}`,
     );
-    this.d.store.addIncidentEvent(view.name, signal, {
+    this.deps.store.addIncidentEvent(view.name, signal, {
       at: now,
       type: 'verification',
       action,
@@ -824,8 +767,8 @@ export class Engine {
       detail: o.detail,
       remediationId: o.remediationId,
     });
-    this.d.store.recordRemediationResult(
-      this.d.clock.now(),
+    this.deps.store.recordRemediationResult(
+      this.deps.clock.now(),
       o.remediationId,
       view.name,
       o.result as RemediationState,
@@ -836,7 +779,7 @@ export class Engine {
       },
     );
     if (step.next === 'recovered') {
-      this.closeIncident(r.incidentId, 'recovered', now, o.detail);
+      this.report.closeIncident(r.incidentId, 'recovered', now, o.detail);
       this.putRecord(step.record);
       return;
     }
@@ -859,7 +802,7 @@ export class Engine {
     if (signal.source === 'manual' || signal.source === 'schedule') {
       // Someone asked for this action and is waiting for its result; automatic retries escalate
       // once, when they give up.
-      this.escalate('verification_failed', {
+      this.report.escalate('verification_failed', {
         container: view,
         signal,
         detail: o.detail,
@@ -867,7 +810,7 @@ export class Engine {
       });
     }
     this.putRecord(step.record);
-    this.scheduleRetry(view.name, action, step.retryAt);
+    this.retries.schedule(view.name, action, step.retryAt);
   }
 
   /** Writes a record just given up (see givenUp), and tells the incident, the logs and a human. */
@@ -878,103 +821,29 @@ export class Engine {
     detail: string | undefined,
     lastHealthOutput?: string,
   ): void {
-    const now = this.d.clock.now();
-    this.cancelRetry(view.name);
+    const now = this.deps.clock.now();
+    this.retries.cancel(view.name);
     this.putRecord(r);
-    this.d.log.warn(
+    this.deps.log.warn(
       { event: 'given_up', container: view.name, attempts: r.attempts, detail },
       `given up on ${view.name}`,
     );
-    this.d.store.addIncidentEvent(view.name, signal, {
+    this.deps.store.addIncidentEvent(view.name, signal, {
       at: now,
       type: 'escalation',
       reason: 'given_up',
       detail,
     });
-    const incident = r.incidentId ? this.d.store.incident(r.incidentId) : undefined;
-    if (incident) this.d.store.putIncident({ ...incident, status: 'given_up' });
-    this.escalate('given_up', { container: view, signal, detail, lastHealthOutput, incident });
-    this.refreshGauges();
+    const incident = r.incidentId ? this.deps.store.incident(r.incidentId) : undefined;
+    if (incident) this.deps.store.putIncident({ ...incident, status: 'given_up' });
+    this.report.escalate('given_up', { container: view, signal, detail, lastHealthOutput, incident });
+    this.report.refreshGauges();
   }
 
-  private async cleanup(signal: Signal): Promise<{ summary: string; reclaimedBytes?: number }> {
-    const now = this.d.clock.now();
-    const decision = decideHost(signal, this.d.store.circuit(), this.busy.has(HOST_KEY), now, this.ctx);
-    this.audit(signal, decision, 'host');
-    if (decision.verdict === 'skip') {
-      this.finishManual(signal, 'skipped', decision);
-      return {
-        summary: `cleanup not run (${decision.reason}${decision.detail ? `: ${decision.detail}` : ''})`,
-      };
-    }
-    if (decision.dryRun) {
-      this.d.metrics.remediations.inc({ action: 'cleanup', result: 'dry_run' });
-      this.finishManual(signal, 'dry_run', decision);
-      return { summary: 'dry run: cleanup would run' };
-    }
-    const remediationId = signal.remediationId ?? randomUUID();
-    this.busy.add(HOST_KEY);
-    this.d.store.upsertRemediation(this.d.clock.now(), signal, remediationId, {
-      state: 'running',
-      container: undefined,
-      action: 'cleanup',
-    });
-    if (signal.source !== 'manual') this.countForCircuit(now);
-    try {
-      const handler = this.d.actions.get('cleanup');
-      if (!handler || !accepts(handler, 'host')) throw new Error('no cleanup handler');
-      const report = reportOf(
-        await this.limit(() => handler.run(this.handlerContext(signal), { kind: 'host', scope: this.ctx })),
-      );
-      const result: RemediationResult = report.ok ? 'succeeded' : 'failed';
-      const durationMs = this.d.clock.now() - now;
-      this.d.metrics.remediations.inc({ action: 'cleanup', result });
-      this.d.metrics.remediationDuration.observe({ action: 'cleanup' }, durationMs / 1000);
-      this.d.metrics.reclaimedBytes.inc(report.reclaimedBytes);
-      const detail = `reclaimed ${report.reclaimedBytes} bytes; removed ${JSON.stringify(report.removed)}${
-        report.truncatedLogs.length ? `; truncated logs of ${report.truncatedLogs.join(', ')}` : ''
-      }${report.errors.length ? `; errors: ${report.errors.join('; ')}` : ''}`;
-      this.d.log.info(
-        {
-          event: 'remediation',
-          action: 'cleanup',
-          result,
-          durationMs,
-          reclaimedBytes: report.reclaimedBytes,
-          removed: report.removed,
-          truncatedLogs: report.truncatedLogs,
-          errors: report.errors,
-          alertname: signal.alertname,
-          fingerprint: signal.fingerprint,
-          source: signal.source,
-          remediationId,
-        },
-        `cleanup: ${result}, ${report.reclaimedBytes} bytes reclaimed`,
-      );
-      this.d.store.updateRemediation(this.d.clock.now(), remediationId, {
-        state: result,
-        detail,
-        reclaimedBytes: report.reclaimedBytes,
-        durationMs,
-      });
-      return { summary: `cleanup ${result}: ${detail}`, reclaimedBytes: report.reclaimedBytes };
-    } catch (err) {
-      this.d.metrics.remediations.inc({ action: 'cleanup', result: 'failed' });
-      this.d.log.error({ err, event: 'remediation', action: 'cleanup', result: 'failed' }, 'cleanup failed');
-      this.d.store.updateRemediation(this.d.clock.now(), remediationId, {
-        state: 'failed',
-        detail: (err as Error).message,
-      });
-      return { summary: `cleanup failed: ${(err as Error).message}` };
-    } finally {
-      this.busy.delete(HOST_KEY);
-    }
-  }
-
-  private resolve(signal: Signal): void {
-    const now = this.d.clock.now();
+  private onAlertResolved(signal: Signal): void {
+    const now = this.deps.clock.now();
     const decision: Decision = { verdict: 'skip', reason: 'resolved' };
-    this.audit(signal, decision);
+    this.report.audit(signal, decision);
     // Its firing alert, if still waiting for the engine, is moot now.
     for (const [id, w] of signal.fingerprint ? [...this.waiting] : []) {
       const f = w.signal;
@@ -982,27 +851,43 @@ export class Engine {
         continue;
       clearTimeout(w.timer);
       this.waiting.delete(id);
-      this.audit(f, { verdict: 'skip', reason: 'resolved', detail: 'resolved before it could be decided' });
+      this.report.audit(f, {
+        verdict: 'skip',
+        reason: 'resolved',
+        detail: 'resolved before it could be decided',
+      });
       this.markDone(id);
     }
-    this.d.metrics.signalsPending.set(this.waiting.size);
+    this.deps.metrics.signalsPending.set(this.waiting.size);
     if (signal.target.kind !== 'container') return;
-    const r = this.d.store.record(signal.target.name);
+    const r = this.deps.store.record(signal.target.name);
     if (!r) return;
-    this.cancelRetry(r.name);
+    this.retries.cancel(r.name);
     if (r.incidentId)
-      this.closeIncident(r.incidentId, 'resolved', now, `alert ${signal.alertname ?? ''} resolved`);
+      this.report.closeIncident(r.incidentId, 'resolved', now, `alert ${signal.alertname ?? ''} resolved`);
     this.putRecord(incidentEnded(r));
   }
 
   // Helpers ------------------------------------------------------------------------------------------
 
+  private hostPath() {
+    return {
+      deps: this.deps,
+      report: this.report,
+      busy: this.busy,
+      limit: this.limit,
+      ctx: this.ctx,
+      countForCircuit: (now: number) => this.countForCircuit(now),
+      handlerContext: (signal: Signal) => this.handlerContext(signal),
+    };
+  }
+
   private handlerContext(signal: Signal) {
     return {
-      docker: this.d.docker,
-      config: this.d.config,
-      log: this.d.log,
-      now: () => this.d.clock.now(),
+      docker: this.deps.docker,
+      config: this.deps.config,
+      log: this.deps.log,
+      now: () => this.deps.clock.now(),
       params: signal.params,
     };
   }
@@ -1010,136 +895,26 @@ export class Engine {
   private stopTimeout(c: ContainerDetails): number {
     const fromLabel = Number(c.labels[CONTAINER_LABELS.stopTimeout]);
     if (Number.isInteger(fromLabel) && fromLabel >= 0) return fromLabel;
-    return c.stopTimeoutSec ?? this.d.config.defaultStopTimeoutSec;
+    return c.stopTimeoutSec ?? this.deps.config.defaultStopTimeoutSec;
   }
 
   private countForCircuit(now: number): void {
-    const { next, opened } = recordAction(this.d.store.circuit(), now, this.d.config.policy);
-    this.d.store.putCircuit(next);
+    const { next, opened } = recordAction(this.deps.store.circuit(), now, this.deps.config.policy);
+    this.deps.store.putCircuit(next);
     if (opened) {
-      this.d.log.error(
+      this.deps.log.error(
         { event: 'circuit_open', until: next.openUntil },
         'circuit breaker open: automatic actions paused',
       );
-      this.escalate('circuit_open', {
-        detail: `more than ${this.d.config.policy.circuitMaxActions} actions in ${this.d.config.policy.circuitWindowMs / 1000}s; automatic actions paused until ${new Date(next.openUntil ?? now).toISOString()}`,
+      this.report.escalate('circuit_open', {
+        detail: `more than ${this.deps.config.policy.circuitMaxActions} actions in ${this.deps.config.policy.circuitWindowMs / 1000}s; automatic actions paused until ${new Date(next.openUntil ?? now).toISOString()}`,
       });
     }
-    this.refreshGauges();
-  }
-
-  private scheduleRetry(name: string, action: ActionName, at: number): void {
-    if (this.stopping) return;
-    this.cancelRetry(name);
-    const delay = Math.max(0, at - this.d.clock.now());
-    const t = setTimeout(() => {
-      this.retryTimers.delete(name);
-      const r = this.d.store.record(name);
-      if (!r?.pendingRetry || r.givenUp) return;
-      const o = r.pendingRetry.origin;
-      // The retry carries the alert that started the incident (for its escalation), but no
-      // fingerprint: it must not be taken for a redelivery of that alert.
-      const signal: Signal = {
-        id: randomUUID(),
-        source: o?.source ?? 'reconcile',
-        status: 'firing',
-        receivedAt: this.d.clock.now(),
-        condition: 'retry',
-        target: { kind: 'container', name },
-        action,
-        params: {},
-        labels: o?.labels ?? {},
-        annotations: o?.annotations ?? {},
-        alertname: o?.alertname,
-        severity: o?.severity,
-        generatorURL: o?.generatorURL,
-        externalURL: o?.externalURL,
-        reason: 'retry after a failed remediation',
-      };
-      try {
-        this.ingest([signal]);
-      } catch (err) {
-        this.d.log.error({ err, container: name }, 'cannot schedule a retry');
-      }
-    }, delay);
-    t.unref();
-    this.retryTimers.set(name, t);
-  }
-
-  private cancelRetry(name: string): void {
-    const t = this.retryTimers.get(name);
-    if (t) clearTimeout(t);
-    this.retryTimers.delete(name);
+    this.report.refreshGauges();
   }
 
   private putRecord(r: ContainerRecord): void {
-    this.d.store.putRecord(r);
-  }
-
-  private closeIncident(
-    id: string | undefined,
-    status: Incident['status'],
-    now: number,
-    detail: string,
-  ): void {
-    if (this.d.store.closeIncident(id, status, now, detail)) this.refreshGauges();
-  }
-
-  /** A manual request that ends without an action still gets a final state its caller can read. */
-  private finishManual(
-    signal: Signal,
-    state: RemediationState,
-    decision: Decision,
-    container?: string,
-  ): void {
-    if (!signal.remediationId) return;
-    const now = this.d.clock.now();
-    const detail = decision.verdict === 'skip' ? decision.detail : undefined;
-    if (container) {
-      // One container of the request: its result counts towards the request's state.
-      this.d.store.recordRemediationResult(now, signal.remediationId, container, state, {
-        skipReason: decision.reason,
-        detail,
-      });
-      return;
-    }
-    this.d.store.upsertRemediation(now, signal, signal.remediationId, {
-      state,
-      container: undefined,
-      action: signal.action ?? 'none',
-    });
-    this.d.store.updateRemediation(now, signal.remediationId, { skipReason: decision.reason, detail });
-  }
-
-  private audit(signal: Signal, decision: Decision, container?: string): void {
-    this.d.metrics.decisions.inc({ reason: decision.reason });
-    this.d.log.info(
-      {
-        event: 'decision',
-        source: signal.source,
-        signalId: signal.id,
-        alertname: signal.alertname,
-        fingerprint: signal.fingerprint,
-        status: signal.status,
-        container: container ?? describeTarget(signal.target),
-        action: decision.verdict === 'act' ? decision.action : signal.action,
-        verdict: decision.verdict,
-        reason: decision.reason,
-        detail: decision.verdict === 'skip' ? decision.detail : undefined,
-        requestedBy: signal.requestedBy,
-      },
-      `decision ${decision.reason}`,
-    );
-  }
-
-  private escalate(kind: EscalationKind, o: EscalationContext): void {
-    const e = buildEscalation(kind, o, this.host, this.d.clock.now());
-    this.d.metrics.escalations.inc({ kind });
-    try {
-      this.d.escalations.raise(e);
-    } catch (err) {
-      this.d.log.error({ err, kind }, 'escalation sink failed');
-    }
+    this.deps.store.putRecord(r);
   }
 
   /** Escalates a signal that asks for a human rather than an action (critical alerts, crash loops). */
@@ -1150,15 +925,6 @@ export class Engine {
     detail?: string,
     reclaimedBytes?: number,
   ): void {
-    this.escalate(kind, { signal, container, detail, reclaimedBytes });
-  }
-
-  refreshGauges(): void {
-    let givenUp = 0;
-    for (const r of this.d.store.records()) if (r.givenUp) givenUp++;
-    this.d.metrics.givenUp.set(givenUp);
-    this.d.metrics.circuitOpen.set(circuitIsOpen(this.d.store.circuit(), this.d.clock.now()) ? 1 : 0);
-    this.d.metrics.incidentsOpen.set(this.d.store.openIncidentCount());
-    this.d.metrics.signalsPending.set(this.waiting.size);
+    this.report.escalate(kind, { signal, container, detail, reclaimedBytes });
   }
 }
