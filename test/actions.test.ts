@@ -11,63 +11,48 @@ import type { ActionHandler, ActionRegistry, TargetKind } from '../src/actions/h
 import { defaultActions, registryOf } from '../src/actions/registry.js';
 import { systemClock } from '../src/core/clock.js';
 import type { ActionName, Signal } from '../src/core/types.js';
-import type { ContainerDetails, ContainerSummary, DockerClient } from '../src/docker/client.js';
-import { Engine } from '../src/engine.js';
+import { Engine } from '../src/engine/engine.js';
 import { createLogger } from '../src/logger.js';
 import { createMetrics } from '../src/metrics.js';
 import { Store } from '../src/state/store.js';
 import { RecordingSink } from './fixtures/app.js';
 import { testConfig } from './fixtures/config.js';
+import { FakeDocker as BaseFakeDocker } from './fixtures/fake-docker.js';
 
 /** One healthy container in memory; every call to the engine it would make is refused. */
-class FakeDocker implements DockerClient {
-  readonly web: ContainerDetails = {
+class FakeDocker extends BaseFakeDocker {
+  readonly web = this.add('web', {
     id: `web${'0'.repeat(9)}${'a'.repeat(52)}`,
-    name: 'web',
     labels: { 'autoheal.enable': 'true' },
-    state: 'running',
-    health: 'healthy',
     startedAt: Date.now() - 3_600_000,
     restartCount: 0,
-    image: 'img',
     running: true,
     exitCode: 0,
     oomKilled: false,
     restartPolicy: 'no',
     hasHealthCheck: true,
-  };
-  readonly calls: string[] = [];
-  async ping() {}
-  async listContainers(): Promise<ContainerSummary[]> {
-    return [{ ...this.web, status: 'Up', created: 0 }];
-  }
-  async inspect(idOrName: string): Promise<ContainerDetails | undefined> {
-    return this.web.id.startsWith(idOrName) || idOrName === 'web' ? { ...this.web } : undefined;
-  }
+  });
   private refuse(what: string): never {
     this.calls.push(what);
     throw new Error(`the fake engine refuses ${what}`);
   }
-  async restart(): Promise<'restarted'> {
+  override async restart(): Promise<'restarted'> {
     return this.refuse('restart');
   }
-  async stop(): Promise<'stopped'> {
+  override async stop(): Promise<'stopped'> {
     return this.refuse('stop');
   }
-  async start(): Promise<'started'> {
+  override async start(): Promise<'started'> {
     return this.refuse('start');
   }
-  async kill(): Promise<'killed'> {
+  override async kill(): Promise<'killed'> {
     return this.refuse('kill');
   }
-  async remove(): Promise<{ removed: boolean; reclaimedBytes: number }> {
+  override async remove(): Promise<{ removed: boolean; reclaimedBytes: number }> {
     return this.refuse('remove');
   }
-  async prune(): Promise<never> {
+  override async prune(): Promise<never> {
     return this.refuse('prune');
-  }
-  async *events() {
-    // No events in these tests.
   }
 }
 

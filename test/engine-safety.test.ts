@@ -14,44 +14,27 @@ import { defaultActions } from '../src/actions/registry.js';
 import { systemClock } from '../src/core/clock.js';
 import { decide } from '../src/core/policy.js';
 import type { Signal } from '../src/core/types.js';
-import type { ContainerDetails, ContainerSummary, DockerClient } from '../src/docker/client.js';
-import { Engine } from '../src/engine.js';
+import type { DockerClient } from '../src/docker/client.js';
+import { Engine } from '../src/engine/engine.js';
 import { createLogger } from '../src/logger.js';
 import { createMetrics } from '../src/metrics.js';
 import { Store } from '../src/state/store.js';
 import { RecordingSink } from './fixtures/app.js';
 import { testConfig } from './fixtures/config.js';
+import { FakeDocker as BaseFakeDocker, type FakeContainer } from './fixtures/fake-docker.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-type Fake = { -readonly [K in keyof ContainerDetails]: ContainerDetails[K] } & {
-  /** Health after our next restart. */
-  afterRestart: 'healthy' | 'unhealthy';
-};
-
-const connRefused = () =>
-  Object.assign(new Error('connect ECONNREFUSED /var/run/docker.sock'), { code: 'ECONNREFUSED' });
-
 /** A Docker engine in memory: containers by name, every restart recorded, and an off switch. */
-class FakeDocker implements DockerClient {
-  readonly containers = new Map<string, Fake>();
-  readonly restarts: string[] = [];
-  down = false;
-  /** Makes restarts hang (the service is "killed" while one runs). */
-  hang = false;
-
-  add(name: string, o: Partial<Fake> = {}): Fake {
-    const c: Fake = {
+class FakeDocker extends BaseFakeDocker {
+  override add(name: string, o: Partial<FakeContainer> = {}): FakeContainer {
+    return super.add(name, {
       id: `${name.padEnd(12, '0')}${'a'.repeat(52)}`.slice(0, 64),
-      name,
       labels: { 'autoheal.enable': 'true' },
-      state: 'running',
-      health: 'healthy',
       startedAt: Date.now() - 3_600_000,
       restartCount: 0,
-      image: 'img',
       running: true,
       exitCode: 0,
       oomKilled: false,
@@ -59,55 +42,7 @@ class FakeDocker implements DockerClient {
       hasHealthCheck: true,
       afterRestart: 'healthy',
       ...o,
-    };
-    this.containers.set(name, c);
-    return c;
-  }
-  private find(idOrName: string): Fake | undefined {
-    if (this.down) throw connRefused();
-    return (
-      this.containers.get(idOrName) ?? [...this.containers.values()].find((c) => c.id.startsWith(idOrName))
-    );
-  }
-  async ping() {
-    if (this.down) throw connRefused();
-  }
-  async listContainers(): Promise<ContainerSummary[]> {
-    if (this.down) throw connRefused();
-    return [...this.containers.values()].map((c) => ({ ...c, status: 'Up', created: 0 }));
-  }
-  async inspect(idOrName: string): Promise<ContainerDetails | undefined> {
-    const c = this.find(idOrName);
-    return c ? { ...c } : undefined;
-  }
-  async restart(id: string): Promise<'restarted' | 'gone'> {
-    const c = this.find(id);
-    if (!c) return 'gone';
-    this.restarts.push(c.name);
-    if (this.hang) await new Promise(() => undefined);
-    c.startedAt = Date.now();
-    c.health = c.afterRestart;
-    c.state = 'running';
-    c.running = true;
-    return 'restarted';
-  }
-  async stop(): Promise<'stopped'> {
-    return 'stopped';
-  }
-  async start(): Promise<'started'> {
-    return 'started';
-  }
-  async kill(): Promise<'killed'> {
-    return 'killed';
-  }
-  async remove() {
-    return { removed: true, reclaimedBytes: 0 };
-  }
-  async prune() {
-    return { kind: 'containers' as const, deleted: [], reclaimedBytes: 0 };
-  }
-  async *events() {
-    // No events in these tests.
+    });
   }
 }
 

@@ -13,12 +13,12 @@ import {
   observeRestartCount,
 } from '../src/core/crash-loop.js';
 import type { ContainerRecord, ContainerView, Signal } from '../src/core/types.js';
-import type { ContainerDetails, ContainerSummary, DockerClient, DockerEvent } from '../src/docker/client.js';
 import { createLogger } from '../src/logger.js';
 import { createMetrics } from '../src/metrics.js';
 import { Watcher } from '../src/inputs/watcher.js';
 import { eventKind, healthFromAction, seriesLabels, watcherSignal } from '../src/inputs/watcher-signals.js';
 import { testConfig } from './fixtures/config.js';
+import { type FakeContainer, FakeDocker } from './fixtures/fake-docker.js';
 
 t.test('crash loop: restarts by the policy inside the window, one escalation per episode', async (t) => {
   const p = { threshold: 3, windowMs: 60_000 };
@@ -90,113 +90,8 @@ interface Teardown {
 
 const WATCHED = { 'autoheal.enable': 'true' };
 
-type FakeContainer = { -readonly [K in keyof ContainerSummary]: ContainerSummary[K] } & {
-  details?: Partial<ContainerDetails>;
-};
-
-class FakeDocker implements DockerClient {
-  containers = new Map<string, FakeContainer>();
-  calls: string[] = [];
-  sinceSeen: Array<number | undefined> = [];
-  failLists = 0;
-  queue: DockerEvent[] = [];
-  private wake: (() => void) | undefined;
-  private ended = false;
-  nano = BigInt(Date.now()) * 1_000_000n;
-
-  add(id: string, o: Partial<ContainerSummary> = {}) {
-    this.containers.set(id, {
-      id,
-      name: id,
-      labels: WATCHED,
-      state: 'running',
-      health: 'healthy',
-      image: 'img',
-      status: 'Up',
-      created: 0,
-      ...o,
-    });
-  }
-  emit(id: string, action: string, attributes: Record<string, string> = {}) {
-    const c = this.containers.get(id);
-    this.nano += 1_000_000n;
-    this.queue.push({
-      action,
-      id,
-      name: c?.name ?? id,
-      labels: c?.labels ?? {},
-      attributes,
-      time: Number(this.nano / 1_000_000n),
-      timeNano: this.nano,
-    });
-    this.wake?.();
-  }
-  /** The engine goes away: the stream ends and calls fail until back. */
-  endStream() {
-    this.ended = true;
-    this.wake?.();
-  }
-  async ping() {}
-  async listContainers() {
-    this.calls.push('list');
-    if (this.failLists > 0) {
-      this.failLists--;
-      throw new Error('connect ECONNREFUSED');
-    }
-    return [...this.containers.values()].map(({ details: _d, ...c }) => c);
-  }
-  async inspect(id: string): Promise<ContainerDetails | undefined> {
-    const c = this.containers.get(id);
-    if (!c) return undefined;
-    return {
-      ...c,
-      running: c.state === 'running',
-      exitCode: 0,
-      oomKilled: false,
-      restartPolicy: 'no',
-      hasHealthCheck: true,
-      restartCount: 0,
-      ...c.details,
-    } as ContainerDetails;
-  }
-  async restart(): Promise<'restarted'> {
-    return 'restarted';
-  }
-  async stop(): Promise<'stopped'> {
-    return 'stopped';
-  }
-  async start(): Promise<'started'> {
-    return 'started';
-  }
-  async kill(): Promise<'killed'> {
-    return 'killed';
-  }
-  async remove() {
-    return { removed: true, reclaimedBytes: 0 };
-  }
-  async prune() {
-    return { kind: 'containers' as const, deleted: [], reclaimedBytes: 0 };
-  }
-  async *events(opts: { since?: number; signal: AbortSignal }): AsyncIterable<DockerEvent> {
-    this.calls.push('events');
-    this.sinceSeen.push(opts.since);
-    this.ended = false;
-    for (;;) {
-      const ev = this.queue.shift();
-      if (ev) {
-        yield ev;
-        continue;
-      }
-      if (this.ended || opts.signal.aborted) return;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
-    }
-  }
-}
-
 function setup(t: Teardown, env: Record<string, string> = {}) {
-  const docker = new FakeDocker();
+  const docker = new FakeDocker({ labels: WATCHED, recordCalls: true, streamEvents: true });
   const config = testConfig({ WATCHDOG_INTERVAL: '3600', ...env });
   const records = new Map<string, ContainerRecord>();
   const ingested: Signal[] = [];

@@ -4,12 +4,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { parse } from 'yaml';
-import { EnvSchema } from '../src/config.js';
-import { ALERT_LABELS, CONTAINER_LABELS } from '../src/core/labels.js';
-import { SKIP_REASONS } from '../src/core/types.js';
-import { TEST_LABEL } from './fixtures/labels.js';
+import { EnvSchema } from '../../src/config.js';
+import { ALERT_LABELS, CONTAINER_LABELS } from '../../src/core/labels.js';
+import { SKIP_REASONS } from '../../src/core/types.js';
+import { TEST_LABEL } from '../fixtures/labels.js';
 
-const root = new URL('../', import.meta.url);
+const root = new URL('../../', import.meta.url);
 const guide = readFileSync(new URL('docs/AUTO_REPAIR_GUIDE.md', root), 'utf8');
 
 /** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */

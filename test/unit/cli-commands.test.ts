@@ -1,8 +1,8 @@
 // The CLI's command table, without a service: the usage is generated from it and lists every command
 // and option, and every entry can run.
 import t from 'tap';
-import { COMMANDS, findCommand, usage } from '../src/cli/commands.js';
-import { OPTIONS } from '../src/cli/options.js';
+import { COMMANDS, findCommand, usage } from '../../src/cli/commands.js';
+import { OPTIONS } from '../../src/cli/options.js';
 
 t.test('the usage lists every command of the table with its summary', async (t) => {
   const text = usage();

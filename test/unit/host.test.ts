@@ -1,10 +1,10 @@
 // Which host an alert is about: an explicit host label, else the host part of `instance`, so that with
 // NODE_NAME set an alert for another machine is skipped as other_host everywhere else.
 import t from 'tap';
-import { alertHost, hostOfInstance } from '../src/core/host.js';
-import { admit, type PolicyContext } from '../src/core/policy.js';
-import { alertToSignal } from '../src/inputs/alertmanager.js';
-import { testConfig } from './fixtures/config.js';
+import { alertHost, hostOfInstance } from '../../src/core/host.js';
+import { admit, type PolicyContext } from '../../src/core/policy.js';
+import { alertToSignal } from '../../src/inputs/alertmanager.js';
+import { testConfig } from '../fixtures/config.js';
 
 t.test('the host part of a scrape target', async (t) => {
   const table: Array<[string, string | undefined]> = [

@@ -12,8 +12,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { Journal, StateWriteError } from '../src/state/journal.js';
-import { refusingDisk } from './fixtures/disk.js';
+import { Journal, StateWriteError } from '../../src/state/journal.js';
+import { refusingDisk } from '../fixtures/disk.js';
 
 const quietLog = () => {
   const seen: string[] = [];

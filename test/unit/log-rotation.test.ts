@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { createLogger, loggerOptions } from '../src/logger.js';
-import { testConfig } from './fixtures/config.js';
+import { createLogger, loggerOptions } from '../../src/logger.js';
+import { testConfig } from '../fixtures/config.js';
 
 const quiet = () =>
   new Writable({

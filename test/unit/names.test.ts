@@ -8,16 +8,16 @@ import {
   checkComposeService,
   parseContainerRef,
   quoteInput,
-} from '../src/core/names.js';
-import { checkSelector, parseTarget, resolveTarget, targetFromLabels } from '../src/core/targets.js';
-import type { ContainerView } from '../src/core/types.js';
+} from '../../src/core/names.js';
+import { checkSelector, parseTarget, resolveTarget, targetFromLabels } from '../../src/core/targets.js';
+import type { ContainerView } from '../../src/core/types.js';
 import {
   type ContainerDetails,
   type ContainerSummary,
   lookupContainer,
   lookupTargets,
-} from '../src/docker/client.js';
-import { resolveSelfContainerId } from '../src/self.js';
+} from '../../src/docker/client.js';
+import { resolveSelfContainerId } from '../../src/self.js';
 
 const hex64 = (head: string) => `${head}${'0'.repeat(64 - head.length)}`;
 

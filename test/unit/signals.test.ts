@@ -1,6 +1,6 @@
 // The one factory for signals somebody asked for: the admin API and the schedules build theirs alike.
 import t from 'tap';
-import { requestSignal } from '../src/core/signals.js';
+import { requestSignal } from '../../src/core/signals.js';
 
 const NOW = Date.UTC(2026, 11, 2, 3);
 const base = { id: 'id-1', target: { kind: 'host' } as const, action: 'cleanup' as const, now: NOW };

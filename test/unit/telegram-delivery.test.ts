@@ -15,14 +15,14 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import t from 'tap';
 import { Agent, type Dispatcher, MockAgent } from 'undici';
-import type { Clock } from '../src/core/clock.js';
-import { createMetrics } from '../src/metrics.js';
-import type { Escalation } from '../src/notifiers/escalation.js';
-import { createNotifier, type NotifierDeps } from '../src/notifiers/index.js';
-import { RESENT_NOTE } from '../src/notifiers/format.js';
-import type { OutboxTuning } from '../src/notifiers/outbox.js';
-import { testConfig } from './fixtures/config.js';
-import { FAKE_TOKEN, type FakeTelegram, startFakeTelegram } from './fixtures/fake-telegram.js';
+import type { Clock } from '../../src/core/clock.js';
+import { createMetrics } from '../../src/metrics.js';
+import type { Escalation } from '../../src/notifiers/escalation.js';
+import { createNotifier, type NotifierDeps } from '../../src/notifiers/index.js';
+import { RESENT_NOTE } from '../../src/notifiers/format.js';
+import type { OutboxTuning } from '../../src/notifiers/outbox.js';
+import { testConfig } from '../fixtures/config.js';
+import { FAKE_TOKEN, type FakeTelegram, startFakeTelegram } from '../fixtures/fake-telegram.js';
 
 type Teardown = { teardown(fn: () => unknown): void };
 

@@ -2,8 +2,8 @@
 // 4,096 characters after parsing, cut between tags; a burst becomes one digest. Checked with the same
 // strict parser the fake Bot API uses.
 import t from 'tap';
-import { ESCALATION_KINDS } from '../src/core/escalation.js';
-import type { Escalation } from '../src/notifiers/escalation.js';
+import { ESCALATION_KINDS } from '../../src/core/escalation.js';
+import type { Escalation } from '../../src/notifiers/escalation.js';
 import {
   cutPlain,
   escapeHtml,
@@ -13,8 +13,8 @@ import {
   htmlToPlain,
   truncateHtml,
   visibleLength,
-} from '../src/notifiers/format.js';
-import { parseTelegramHtml } from './fixtures/fake-telegram.js';
+} from '../../src/notifiers/format.js';
+import { parseTelegramHtml } from '../fixtures/fake-telegram.js';
 
 const AT = Date.UTC(2026, 10, 28, 12, 0, 0);
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
