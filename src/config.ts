@@ -190,6 +190,12 @@ export type Env = Static<typeof EnvSchema>;
 
 export type { PolicyConfig, WatchScope };
 
+// core/scope.ts writes the scopes out (core imports nothing from here); this fails the type check the
+// day the schema's WATCH_SCOPE and core's WatchScope stop being the same set.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const scopesAgree: Same<Env['WATCH_SCOPE'], WatchScope> = true;
+void scopesAgree;
+
 export interface Config {
   readonly port: number;
   readonly host: string;

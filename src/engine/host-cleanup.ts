@@ -10,7 +10,7 @@ import type { EngineDeps } from './deps.js';
 import type { Report } from './report.js';
 
 /** The busy key of the host path: one host action at a time. */
-export const HOST_KEY = 'host:cleanup';
+const HOST_KEY = 'host:cleanup';
 
 export interface HostPath {
   readonly deps: EngineDeps;
