@@ -15,7 +15,7 @@ import { loadConfig } from '../src/config.js';
 import { CONTAINER_LABELS } from '../src/core/labels.js';
 import type { DockerClient, DockerEvent } from '../src/docker/client.js';
 import { DockerodeClient } from '../src/docker/dockerode-client.js';
-import { Watcher } from '../src/inputs/watcher.js';
+import { Watcher } from '../src/inputs/watcher/watcher.js';
 import { createLogger } from '../src/logger.js';
 import { createMetrics } from '../src/metrics.js';
 import { buildService } from '../src/service.js';

@@ -1,10 +1,12 @@
 // Request and response schemas of the admin API (routes/admin/). They validate input, shape output
 // (fast-json-stringify drops fields a schema does not name) and generate the OpenAPI document.
 import { type Static, Type } from 'typebox';
-import { ACTIONS } from '../src/core/types.js';
+import { actionNames } from '../src/core/actions.js';
+import { TARGET_GRAMMAR } from '../src/core/targets.js';
+import { defaultActions } from '../src/actions/registry.js';
 
-/** Actions an operator may request: every action except `none`, which only records and escalates. */
-export const MANUAL_ACTIONS = ACTIONS.filter((a) => a !== 'none');
+/** For the OpenAPI text: the actions the service has unless it was built with its own registry. */
+const ACTION_LIST = actionNames(defaultActions()).join(', ');
 
 export const SECURITY = [{ adminToken: [] as string[] }];
 export const TAGS = ['admin'];
@@ -33,15 +35,14 @@ export const RemediationRequest = Type.Object(
       Type.String({
         minLength: 1,
         maxLength: 256,
-        description:
-          'A container name or id, service:web, service:project/web, or host (cleanup; the default for cleanup)',
+        description: `${TARGET_GRAMMAR[0]?.toUpperCase()}${TARGET_GRAMMAR.slice(1)} (cleanup acts on the host; it is the default there)`,
         examples: ['web', 'service:shop/web', 'host'],
       }),
     ),
     action: Type.String({
       minLength: 1,
       maxLength: 64,
-      description: `One of ${MANUAL_ACTIONS.join(', ')}`,
+      description: `One of the service's actions: ${ACTION_LIST}`,
       examples: ['restart'],
     }),
     reason: Type.Optional(Reason),

@@ -2,7 +2,7 @@
 // dashboards see a series before the first event. All names start with autoheal_.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { ESCALATION_KINDS } from './core/escalation.js';
-import { ACTIONS, DECISION_REASONS, REMEDIATION_RESULTS } from './core/types.js';
+import { DECISION_REASONS, REMEDIATION_RESULTS } from './core/types.js';
 
 export const METRIC_PREFIX = 'autoheal_';
 
@@ -55,10 +55,13 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
     registers,
   });
-  for (const action of ACTIONS) {
-    remediationDuration.zero({ action });
-    for (const result of REMEDIATION_RESULTS) remediations.inc({ action, result }, 0);
-  }
+  /** Pre-creates the per-action series for the actions the engine was handed (its registry). */
+  const primeActions = (actions: Iterable<string>): void => {
+    for (const action of actions) {
+      remediationDuration.zero({ action });
+      for (const result of REMEDIATION_RESULTS) remediations.inc({ action, result }, 0);
+    }
+  };
 
   const escalations = new Counter({
     name: 'autoheal_escalations_total',
@@ -196,6 +199,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     notifications,
     notificationQueueDepth,
     buildInfo,
+    primeActions,
   };
 }
 

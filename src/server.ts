@@ -3,7 +3,7 @@
 import { dirname, resolve } from 'node:path';
 import { ConfigError, loadConfig } from './config.js';
 import { loadRulesFile } from './inputs/rules-file.js';
-import { Watcher } from './inputs/watcher.js';
+import { Watcher } from './inputs/watcher/watcher.js';
 import { parseSchedules, type ScheduleEntry, Scheduler } from './inputs/schedules.js';
 import { createLogger, loggerOptions } from './logger.js';
 import { detectSelfContainerId } from './self.js';

@@ -2,7 +2,9 @@
 // again (no, on-failure) is a finished job, left alone; autoheal.on_exit_zero opts a container in.
 import t from 'tap';
 import { CONTAINER_LABELS } from '../src/core/labels.js';
-import { exitCodeFromStatus, isFailedExit } from '../src/inputs/watcher-signals.js';
+import { defaultActions } from '../src/actions/registry.js';
+import { isFailedExit } from '../src/core/watch-rules.js';
+import { exitCodeFromStatus } from '../src/inputs/watcher/signals.js';
 import { createTestContainer, docker, restartCountOf, waitFor } from './fixtures/docker.js';
 import { watcherApp } from './fixtures/watcher-app.js';
 
@@ -27,7 +29,7 @@ t.test('which exits are failures', async (t) => {
   ];
   for (const [exitCode, restartPolicy, labels, want, oomKilled, hasHealthCheck] of table) {
     const o = { exitCode, restartPolicy, labels, oomKilled, hasHealthCheck };
-    t.equal(isFailedExit(o), want, JSON.stringify(o));
+    t.equal(isFailedExit({ ...o, actions: defaultActions() }), want, JSON.stringify(o));
   }
   t.equal(exitCodeFromStatus('Exited (0) 5 seconds ago'), 0);
   t.equal(exitCodeFromStatus('Exited (137) About a minute ago'), 137);

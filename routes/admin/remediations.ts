@@ -4,19 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestSignal } from '../../src/core/signals.js';
-import { describeTarget, parseTarget } from '../../src/core/targets.js';
-import { type ActionName, isAction, type TargetSelector } from '../../src/core/types.js';
+import { describeTarget, selectTarget } from '../../src/core/targets.js';
+import type { ActionName, TargetSelector } from '../../src/core/types.js';
 import { lookupTargets } from '../../src/docker/client.js';
 import type { RemediationRecord } from '../../src/state/store.js';
-import {
-  Accepted,
-  IdParams,
-  MANUAL_ACTIONS,
-  Remediation,
-  RemediationRequest,
-  SECURITY,
-  TAGS,
-} from '../admin-schemas.js';
+import { Accepted, IdParams, Remediation, RemediationRequest, SECURITY, TAGS } from '../admin-schemas.js';
 import { API, adminHelpers, errors, fail, iso, missed } from './shared.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'skipped', 'dry_run']);
@@ -47,41 +39,28 @@ const remediationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { engine, store, docker, clock } = app.deps;
   const { reasonText, requester, viaDocker, findContainer } = adminHelpers(app);
 
-  /** The target as the engine will see it; throws a 400/404 when it names nothing this action can use. */
+  /**
+   * The target as the engine will see it: checked by the same selectTarget() as SCHEDULES, then looked
+   * up while the caller waits. Throws a 400 (unknown action, a target this action does not act on, a
+   * malformed name), a 404 or a 409 (an ambiguous id prefix).
+   */
   async function resolveTarget(text: string | undefined, action: ActionName): Promise<TargetSelector> {
-    if (action === 'cleanup') {
-      if (text === undefined || text === 'host') return { kind: 'host' };
-      return fail({
-        status: 400,
-        error: 'bad_target',
-        message: `cleanup acts on the whole host: use target "host" or leave it out (got "${text}")`,
-        target: text,
-      });
+    const selected = selectTarget(engine.policyContext.actions, action, text);
+    if (!selected.ok) {
+      if (selected.reason === 'invalid_target')
+        return missed({ ok: false, reason: 'invalid_target', detail: selected.detail }, text ?? '');
+      return fail({ status: 400, error: selected.reason, message: selected.detail, target: text });
     }
-    if (text === undefined) {
-      return fail({
-        status: 400,
-        error: 'bad_target',
-        message: `${action} needs a target: a container name or id, service:web or service:project/web`,
-      });
-    }
-    const t = parseTarget(text);
+    const t = selected.target;
     if (t.kind === 'container') {
       const c = await findContainer(t.name);
       // The name, not an id prefix: state is kept per container name.
       return { kind: 'container', name: c.name };
     }
-    if (t.kind === 'service') {
-      const found = await viaDocker(() => lookupTargets(docker, t));
-      if (!found.ok) return missed(found, describeTarget(t));
-      return t;
-    }
-    return fail({
-      status: 400,
-      error: 'bad_target',
-      message: `${action} acts on a container or a service, not on "${text}"`,
-      target: text,
-    });
+    if (t.kind === 'host') return t;
+    const found = await viaDocker(() => lookupTargets(docker, t));
+    if (!found.ok) return missed(found, describeTarget(t));
+    return t;
   }
 
   app.post(
@@ -97,13 +76,6 @@ const remediationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req, reply) => {
       const b = req.body;
-      if (!isAction(b.action) || b.action === 'none') {
-        return fail({
-          status: 400,
-          error: 'unknown_action',
-          message: `unknown action "${b.action}": use one of ${MANUAL_ACTIONS.join(', ')}`,
-        });
-      }
       const action = b.action;
       const target = await resolveTarget(b.target, action);
       const requestedBy = requester(req, b);

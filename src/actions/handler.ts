@@ -4,7 +4,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { ScopeContext } from '../core/scope.js';
-import type { ActionName } from '../core/types.js';
+import type { ActionName } from '../core/actions.js';
+import type { TargetKind } from '../core/targets.js';
 import type { ContainerDetails, DockerClient } from '../docker/client.js';
 
 export interface ActionContext {
@@ -20,7 +21,7 @@ export type ActionTarget =
   | { readonly kind: 'container'; readonly container: ContainerDetails; readonly stopTimeoutSec: number }
   | { readonly kind: 'host'; readonly scope: ScopeContext };
 
-export type TargetKind = ActionTarget['kind'];
+export type { TargetKind } from '../core/targets.js';
 
 export interface CleanupReport {
   readonly ok: boolean;
@@ -46,7 +47,10 @@ export interface ActionHandler {
   run(ctx: ActionContext, target: ActionTarget): Promise<ActionOutcome>;
 }
 
-/** The actions the engine can run, by name. Tests and benchmarks may hand the engine their own. */
+/**
+ * The actions the engine can run, by name. Tests and benchmarks may hand the engine their own. It is
+ * also the decisions' ActionCatalog (core/actions.ts): each handler carries the kinds it acts on.
+ */
 export type ActionRegistry = ReadonlyMap<ActionName, ActionHandler>;
 
 /** True when the handler accepts targets of this kind (the engine asks before it runs one). */

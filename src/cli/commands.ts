@@ -31,7 +31,7 @@ export interface Command {
   readonly run: (ctx: CommandContext, args: string[]) => Promise<number>;
 }
 
-const TARGET = 'one target: a container name or id, service:web or service:project/web';
+const TARGET = 'one target: a container name or id, service:web, service:project/web or project:NAME';
 
 export const COMMANDS: readonly Command[] = [
   {
@@ -118,7 +118,8 @@ export function usage(): string {
 
 Commands:
 ${commands}
-  A target is a container name or id, service:web, or service:project/web.
+  A target is a container name or id, service:web, service:project/web, or project:NAME (every
+  container of a Compose project).
 
 Options:
 ${optionsUsage()}

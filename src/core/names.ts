@@ -27,6 +27,9 @@ const COMPOSE_SERVICE = /^[a-zA-Z0-9._-]+$/;
  * directory by keeping only `[-_a-z0-9]`, so its projects may start with `-` or `_`: both are accepted.
  */
 const COMPOSE_PROJECT = /^[a-z0-9_-]+$/;
+/** swarmkit's rule for service names: a DNS label of up to 63 characters (letters, digits, "-", "_"). */
+const SWARM_SERVICE = /^[a-zA-Z0-9](?:[-_]*[a-zA-Z0-9]+)*$/;
+const MAX_SWARM_SERVICE = 63;
 
 export type ContainerRef =
   | { readonly ok: true; readonly kind: 'name' | 'id' | 'id_prefix'; readonly value: string }
@@ -62,9 +65,9 @@ export function parseContainerRef(text: string): ContainerRef {
 
 export const isFullId = (text: string): boolean => FULL_ID.test(text);
 
-export type ComposeNameCheck = { readonly ok: true } | { readonly ok: false; readonly detail: string };
+export type NameCheck = { readonly ok: true } | { readonly ok: false; readonly detail: string };
 
-export function checkComposeService(text: string): ComposeNameCheck {
+export function checkComposeService(text: string): NameCheck {
   if (text.length > 0 && text.length <= MAX_NAME_LENGTH && COMPOSE_SERVICE.test(text)) return { ok: true };
   return {
     ok: false,
@@ -72,10 +75,18 @@ export function checkComposeService(text: string): ComposeNameCheck {
   };
 }
 
-export function checkComposeProject(text: string): ComposeNameCheck {
+export function checkComposeProject(text: string): NameCheck {
   if (text.length > 0 && text.length <= MAX_NAME_LENGTH && COMPOSE_PROJECT.test(text)) return { ok: true };
   return {
     ok: false,
     detail: `${quoteInput(text)} is not a Compose project name: use lowercase letters, digits, "_" or "-"`,
+  };
+}
+
+export function checkSwarmService(text: string): NameCheck {
+  if (text.length > 0 && text.length <= MAX_SWARM_SERVICE && SWARM_SERVICE.test(text)) return { ok: true };
+  return {
+    ok: false,
+    detail: `${quoteInput(text)} is not a Swarm service name: up to ${MAX_SWARM_SERVICE} letters, digits, "-" or "_", starting and ending with a letter or digit`,
   };
 }

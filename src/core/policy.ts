@@ -1,16 +1,10 @@
 // The one policy every action obeys, as pure functions of (signal, container, state, config, now).
 // Each "no" carries its reason; the engine logs and counts every decision under it.
+import { type ActionCatalog, type ActionName, hostOnly, NO_ACTION } from './actions.js';
 import { parseDuration } from './duration.js';
 import { CONTAINER_LABELS } from './labels.js';
 import { checkScope, type ScopeContext } from './scope.js';
-import {
-  type ActionName,
-  type ContainerRecord,
-  type ContainerView,
-  type Decision,
-  isAction,
-  type Signal,
-} from './types.js';
+import type { ContainerRecord, ContainerView, Decision, Signal } from './types.js';
 
 /** Attempt limits, cooldown/backoff and the circuit breaker (ms and counts). */
 export interface PolicyConfig {
@@ -28,6 +22,8 @@ export interface PolicyContext extends ScopeContext {
   readonly policy: PolicyConfig;
   readonly startPeriodMs: number;
   readonly nodeName: string | undefined;
+  /** The actions the service has (its registry): a signal asking for another is unknown_action. */
+  readonly actions: ActionCatalog;
 }
 
 export interface CircuitView {
@@ -249,7 +245,8 @@ export function decideHost(
   return {
     verdict: 'act',
     reason: dryRun ? 'dry_run' : signal.force ? 'forced' : 'ok',
-    action: 'cleanup',
+    // Only admitted signals get here, and admit() has checked the action is a known one.
+    action: signal.action ?? NO_ACTION,
     dryRun,
   };
 }
@@ -267,11 +264,11 @@ export function admit(
   }
   if (signal.action === undefined)
     return { ok: false, decision: skip('no_action', 'no remediation label or rule') };
-  if (!isAction(signal.action)) {
+  if (signal.action === NO_ACTION) return { ok: false, decision: skip('no_action', 'remediation=none') };
+  if (!ctx.actions.has(signal.action)) {
     return { ok: false, decision: skip('unknown_action', `unknown action "${signal.action}"`) };
   }
-  if (signal.action === 'none') return { ok: false, decision: skip('no_action', 'remediation=none') };
-  if (signal.target.kind === 'none' && signal.action !== 'cleanup') {
+  if (signal.target.kind === 'none' && !hostOnly(ctx.actions, signal.action)) {
     return { ok: false, decision: skip('no_target', 'no container, container_name, name or service label') };
   }
   return { ok: true, action: signal.action };

@@ -2,14 +2,15 @@
 // label matchers. Validated and compiled once at start-up (the file is read by inputs/rules-file.ts); pure.
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
-import { ACTIONS } from './types.js';
+import { type ActionCatalog, NO_ACTION, unknownAction } from './actions.js';
 
 const Rule = Type.Object(
   {
     alertname: Type.Optional(Type.String({ minLength: 1 })),
     match: Type.Optional(Type.Record(Type.String(), Type.String())),
     match_re: Type.Optional(Type.Record(Type.String(), Type.String())),
-    action: Type.Union(ACTIONS.map((a) => Type.Literal(a))),
+    /** An action of the service's registry, or "none" (record and escalate only). */
+    action: Type.String({ minLength: 1 }),
     params: Type.Optional(Type.Record(Type.String(), Type.String())),
   },
   { additionalProperties: false },
@@ -25,11 +26,17 @@ export interface CompiledRule {
   readonly params: Readonly<Record<string, string>>;
 }
 
-export function compileRules(doc: unknown, source = 'rules file'): CompiledRule[] {
+/** Validates a rules document against the schema and the actions the service has (its registry). */
+export function compileRules(doc: unknown, source: string, actions: ActionCatalog): CompiledRule[] {
   if (!Value.Check(RulesFileSchema, doc)) {
     const [e] = Value.Errors(RulesFileSchema, doc);
     throw new Error(`${source}: ${e?.instancePath || '/'} ${e?.message ?? 'is invalid'}`);
   }
+  doc.rules.forEach((r, i) => {
+    if (r.action !== NO_ACTION && !actions.has(r.action)) {
+      throw new Error(`${source}: /rules/${i}/action: ${unknownAction(actions, r.action)} or ${NO_ACTION}`);
+    }
+  });
   return doc.rules.map((r, i) => ({
     alertname: r.alertname,
     match: Object.entries(r.match ?? {}),

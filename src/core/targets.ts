@@ -1,9 +1,44 @@
 // From alert labels to a target selector, and from a selector to the containers it names. A selector is
 // resolved against one listing of the engine, never by asking the engine to look a caller's text up:
 // the engine reads any hex string as an id prefix (`df` would name the container `df4b…`).
+import { type ActionCatalog, type ActionName, hostOnly, unknownAction } from './actions.js';
 import { ALERT_LABELS, CONTAINER_LABELS } from './labels.js';
-import { checkComposeProject, checkComposeService, MIN_ID_PREFIX, parseContainerRef } from './names.js';
+import {
+  checkComposeProject,
+  checkComposeService,
+  checkSwarmService,
+  MIN_ID_PREFIX,
+  parseContainerRef,
+} from './names.js';
 import type { ContainerView, TargetSelector } from './types.js';
+
+/**
+ * What an action runs on once a selector is resolved: containers (a container, a Compose service and a
+ * Compose project all name containers), a Swarm service, or the host.
+ */
+export type TargetKind = 'container' | 'swarm_service' | 'host';
+
+/** The kind of target a selector resolves to; `none` names nothing. */
+export function kindOf(t: TargetSelector): TargetKind | undefined {
+  switch (t.kind) {
+    case 'container':
+    case 'service':
+    case 'project':
+      return 'container';
+    case 'swarm':
+      return 'swarm_service';
+    case 'host':
+      return 'host';
+    case 'none':
+      return undefined;
+  }
+}
+
+const KIND_WORDS: Record<TargetKind, string> = {
+  container: 'containers',
+  swarm_service: 'Swarm services',
+  host: 'the host',
+};
 
 const first = (labels: Readonly<Record<string, string>>, keys: ReadonlyArray<string>): string | undefined => {
   for (const k of keys) {
@@ -23,11 +58,22 @@ export function targetFromLabels(labels: Readonly<Record<string, string>>, actio
   return { kind: 'none' };
 }
 
-/** A target as an operator writes it: "name", "service:web" or "project/service". */
+/** What an operator writes to name a target (the admin API, the CLI, SCHEDULES). */
+export const TARGET_GRAMMAR =
+  'a container name or id, service:web, service:project/web, project:NAME (every container of a Compose project), swarm:NAME or host';
+
+/**
+ * A target as an operator writes it: "host", "service:web", "service:project/web", "project:shop",
+ * "swarm:web", else a container name or id. Only the shape is read here; checkSelector checks the names.
+ */
 export function parseTarget(text: string): TargetSelector {
   if (text === 'host') return { kind: 'host' };
   const svc = /^service:(?:([^/]+)\/)?(.+)$/.exec(text);
   if (svc?.[2]) return { kind: 'service', service: svc[2], project: svc[1] };
+  const project = /^project:(.+)$/.exec(text);
+  if (project?.[1]) return { kind: 'project', project: project[1] };
+  const swarm = /^swarm:(.+)$/.exec(text);
+  if (swarm?.[1]) return { kind: 'swarm', service: swarm[1] };
   return { kind: 'container', name: text.replace(/^\//, '') };
 }
 
@@ -37,6 +83,10 @@ export function describeTarget(t: TargetSelector): string {
       return t.name;
     case 'service':
       return `service:${t.project ? `${t.project}/` : ''}${t.service}`;
+    case 'project':
+      return `project:${t.project}`;
+    case 'swarm':
+      return `swarm:${t.service}`;
     case 'host':
       return 'host';
     case 'none':
@@ -77,7 +127,65 @@ export function checkSelector(
       if (!project.ok) return { ok: false, reason: 'invalid_target', detail: project.detail };
     }
   }
+  if (t.kind === 'project') {
+    const project = checkComposeProject(t.project);
+    if (!project.ok) return { ok: false, reason: 'invalid_target', detail: project.detail };
+  }
+  if (t.kind === 'swarm') {
+    const svc = checkSwarmService(t.service);
+    if (!svc.ok) return { ok: false, reason: 'invalid_target', detail: svc.detail };
+  }
   return { ok: true };
+}
+
+export type Selection =
+  | { readonly ok: true; readonly target: TargetSelector }
+  | {
+      readonly ok: false;
+      readonly reason: 'unknown_action' | 'bad_target' | 'invalid_target';
+      readonly detail: string;
+    };
+
+/**
+ * The one check of what an operator asked for (the admin API and SCHEDULES both use it): the action
+ * is one the service has, the text names a kind of target that action acts on, and the names follow
+ * Docker's and Compose's grammar. No engine call: whether the target exists is the resolver's question.
+ * A host-only action (cleanup) takes "host" or no target at all.
+ */
+export function selectTarget(
+  catalog: ActionCatalog,
+  action: ActionName,
+  text: string | undefined,
+): Selection {
+  const spec = catalog.get(action);
+  if (!spec) return { ok: false, reason: 'unknown_action', detail: unknownAction(catalog, action) };
+  if (hostOnly(catalog, action)) {
+    if (text === undefined || text === '' || text === 'host') return { ok: true, target: { kind: 'host' } };
+    return {
+      ok: false,
+      reason: 'bad_target',
+      detail: `${action} acts on the whole host: use target "host" or leave it out (got ${JSON.stringify(text)})`,
+    };
+  }
+  const named = text === undefined || text === '' ? undefined : parseTarget(text);
+  const kind = named && kindOf(named);
+  if (!named || (kind === 'host' && !spec.targets.includes('host'))) {
+    return {
+      ok: false,
+      reason: 'bad_target',
+      detail: `${action} needs a target: ${TARGET_GRAMMAR.replace(/ or host$/, '')}`,
+    };
+  }
+  if (kind === undefined || !spec.targets.includes(kind)) {
+    const on = spec.targets.map((k) => KIND_WORDS[k]).join(' and ');
+    return {
+      ok: false,
+      reason: 'bad_target',
+      detail: `${action} acts on ${on}, not on ${JSON.stringify(text)}`,
+    };
+  }
+  const checked = checkSelector(named);
+  return checked.ok ? { ok: true, target: named } : checked;
 }
 
 /**
@@ -124,17 +232,24 @@ export function resolveTarget<C extends ContainerView>(
           : `no container named "${v}"`,
       );
     }
-    case 'service': {
+    case 'service':
+    case 'project': {
       const checked = checkSelector(t);
       if (!checked.ok) return checked;
+      const { composeService, composeProject, composeOneoff } = CONTAINER_LABELS;
+      const service = t.kind === 'service' ? t.service : undefined;
+      // Every container of it, one-off runs (`docker compose run`) aside.
       const list = containers.filter(
         (c) =>
-          c.labels[CONTAINER_LABELS.composeService] === t.service &&
-          (t.project === undefined || c.labels[CONTAINER_LABELS.composeProject] === t.project) &&
-          c.labels[CONTAINER_LABELS.composeOneoff] !== 'True',
+          (service === undefined || c.labels[composeService] === service) &&
+          (t.project === undefined || c.labels[composeProject] === t.project) &&
+          c.labels[composeOneoff] !== 'True',
       );
       return list.length ? { ok: true, containers: list } : none(`no container of ${describeTarget(t)}`);
     }
+    case 'swarm':
+      // A Swarm service is resolved from the Swarm API's service listing, not from containers.
+      return none(`${describeTarget(t)} is a Swarm service: no action here acts on one`);
     default:
       return none(`${describeTarget(t)} names no container`);
   }

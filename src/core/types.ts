@@ -1,18 +1,24 @@
 // The vocabulary shared by inputs, decisions and effects: signals, targets, container views and decisions.
 
-export const ACTIONS = ['restart', 'stop_start', 'cleanup', 'none'] as const;
-export type ActionName = (typeof ACTIONS)[number];
-export const isAction = (value: string): value is ActionName =>
-  (ACTIONS as readonly string[]).includes(value);
+import type { ActionName } from './actions.js';
+
+export type { ActionName } from './actions.js';
 
 export type SignalSource = 'alertmanager' | 'docker_event' | 'reconcile' | 'manual' | 'schedule';
 
 /** What a failure signal says is wrong, when an input knows (the watcher does; alerts say it in labels). */
 export type Condition = 'unhealthy' | 'exited' | 'oom' | 'crash_loop' | 'alert' | 'requested' | 'retry';
 
+/**
+ * What a signal names, before it is resolved against the engine: a container (name or id), a Compose
+ * service (optionally of one project), a whole Compose project, a Swarm service, or the host. See
+ * core/targets.ts for the grammar an operator writes and the resolver.
+ */
 export type TargetSelector =
   | { readonly kind: 'container'; readonly name: string }
   | { readonly kind: 'service'; readonly service: string; readonly project?: string | undefined }
+  | { readonly kind: 'project'; readonly project: string }
+  | { readonly kind: 'swarm'; readonly service: string }
   | { readonly kind: 'host' }
   | { readonly kind: 'none' };
 

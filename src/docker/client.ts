@@ -121,8 +121,9 @@ export async function lookupContainer(
 }
 
 /**
- * The containers a selector names: a container through lookupContainer, a Compose service from a
- * listing filtered by its label. Names that break the grammar never reach the engine.
+ * The containers a selector names: a container through lookupContainer, a Compose service or project
+ * from one listing filtered by its label, resolved by core's resolveTarget. Names that break the
+ * grammar never reach the engine.
  */
 export async function lookupTargets(
   docker: Lookup,
@@ -131,10 +132,12 @@ export async function lookupTargets(
   if (target.kind === 'container') return lookupContainer(docker, target.name);
   const checked = checkSelector(target);
   if (!checked.ok) return checked;
-  if (target.kind !== 'service') return resolveTarget(target, []);
-  const list = await docker.listContainers({
-    all: true,
-    labels: [`${CONTAINER_LABELS.composeService}=${target.service}`],
-  });
-  return resolveTarget(target, list);
+  const label =
+    target.kind === 'service'
+      ? `${CONTAINER_LABELS.composeService}=${target.service}`
+      : target.kind === 'project'
+        ? `${CONTAINER_LABELS.composeProject}=${target.project}`
+        : undefined;
+  if (label === undefined) return resolveTarget(target, []);
+  return resolveTarget(target, await docker.listContainers({ all: true, labels: [label] }));
 }

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
+import { hostOnly } from '../core/actions.js';
 import { CONTAINER_LABELS } from '../core/labels.js';
 import { admit, decide, maxAttemptsFor, type PolicyContext, recordAction } from '../core/policy.js';
 import {
@@ -22,7 +23,7 @@ import {
   skipConsequence,
 } from '../core/records.js';
 import { deferDelayMs, isTransientError, MAX_TRIES_OF_A_FAULTY_SIGNAL } from '../core/pending.js';
-import { describeTarget, type TargetResolution } from '../core/targets.js';
+import { describeTarget, kindOf, type TargetResolution } from '../core/targets.js';
 import {
   type ActionName,
   type ContainerRecord,
@@ -89,7 +90,9 @@ export class Engine {
       policy: c.policy,
       startPeriodMs: c.startPeriodMs,
       nodeName: c.nodeName,
+      actions: deps.actions,
     };
+    deps.metrics.primeActions(deps.actions.keys());
   }
 
   get policyContext(): PolicyContext {
@@ -404,12 +407,8 @@ export class Engine {
     const action = admitted.action;
     // A host target, or an action that acts on the host as a whole (cleanup), takes the host path;
     // every other one names containers.
-    const handler = this.deps.actions.get(action);
-    if (
-      signal.target.kind === 'host' ||
-      (handler && accepts(handler, 'host') && !accepts(handler, 'container'))
-    )
-      return runHostAction(this.hostPath(), signal, action, handler);
+    if (kindOf(signal.target) === 'host' || hostOnly(this.deps.actions, action))
+      return runHostAction(this.hostPath(), signal, action, this.deps.actions.get(action));
 
     const found = await this.resolveTargets(signal);
     if (!found.ok) {

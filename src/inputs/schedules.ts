@@ -9,8 +9,10 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../config.js';
 import type { Clock } from '../core/clock.js';
 import { requestSignal } from '../core/signals.js';
-import { checkSelector, describeTarget, parseTarget } from '../core/targets.js';
-import { type ActionName, isAction, type Signal, type TargetSelector } from '../core/types.js';
+import { defaultActions } from '../actions/registry.js';
+import type { ActionCatalog } from '../core/actions.js';
+import { describeTarget, selectTarget } from '../core/targets.js';
+import type { ActionName, Signal, TargetSelector } from '../core/types.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../state/store.js';
 
@@ -22,16 +24,16 @@ export interface ScheduleEntry {
   readonly target: TargetSelector;
 }
 
-const SCHEDULED_ACTIONS: ReadonlyArray<ActionName> = ['restart', 'stop_start', 'cleanup'];
-
 /** A croner job used only to compute times: without a callback it never starts a timer of its own. */
 const cronOf = (expr: string) => new Cron(expr, { mode: '5-or-6-parts' });
 
 /**
  * Parses SCHEDULES: "CRON=action[:target]" entries separated by ";", e.g.
- * "0 3 * * *=cleanup; 30 4 * * 0=restart:service:shop/worker". Throws ConfigError naming the entry.
+ * "0 3 * * *=cleanup; 30 4 * * 0=restart:service:shop/worker". Any action of the service's registry
+ * may be scheduled, its target checked by the same selectTarget() as the admin API's. Throws
+ * ConfigError naming the entry.
  */
-export function parseSchedules(text: string): ScheduleEntry[] {
+export function parseSchedules(text: string, actions: ActionCatalog = defaultActions()): ScheduleEntry[] {
   const entries: ScheduleEntry[] = [];
   const parts = text
     .split(';')
@@ -51,28 +53,9 @@ export function parseSchedules(text: string): ScheduleEntry[] {
     } catch (err) {
       throw new ConfigError(`${where}: bad cron expression "${cron}": ${(err as Error).message}`);
     }
-    if (!isAction(action) || !SCHEDULED_ACTIONS.includes(action)) {
-      throw new ConfigError(
-        `${where}: unknown action "${action}": use one of ${SCHEDULED_ACTIONS.join(', ')}`,
-      );
-    }
-    let target: TargetSelector;
-    if (action === 'cleanup') {
-      if (targetText !== '' && targetText !== 'host') {
-        throw new ConfigError(`${where}: cleanup acts on the whole host and takes no target`);
-      }
-      target = { kind: 'host' };
-    } else {
-      if (targetText === '' || targetText === 'host') {
-        throw new ConfigError(
-          `${where}: ${action} needs a target: ${action}:name, ${action}:service:web or ${action}:service:project/web`,
-        );
-      }
-      target = parseTarget(targetText);
-      const checked = checkSelector(target);
-      if (!checked.ok) throw new ConfigError(`${where}: ${checked.detail}`);
-    }
-    entries.push({ text: part, cron, action, target });
+    const selected = selectTarget(actions, action, targetText);
+    if (!selected.ok) throw new ConfigError(`${where}: ${selected.detail}`);
+    entries.push({ text: part, cron, action, target: selected.target });
   });
   return entries;
 }

@@ -1,6 +1,7 @@
 // Which host an alert is about: an explicit host label, else the host part of `instance`, so that with
 // NODE_NAME set an alert for another machine is skipped as other_host everywhere else.
 import t from 'tap';
+import { defaultActions } from '../../src/actions/registry.js';
 import { alertHost, hostOfInstance } from '../../src/core/host.js';
 import { admit, type PolicyContext } from '../../src/core/policy.js';
 import { alertToSignal } from '../../src/inputs/alertmanager.js';
@@ -45,6 +46,7 @@ t.test('with NODE_NAME set, an alert carrying only instance=otherhost:9100 is fo
     policy: cfg.policy,
     startPeriodMs: 0,
     nodeName: 'thishost',
+    actions: defaultActions(),
   };
   const payload = { alerts: [] };
   const signalOf = (labels: Record<string, string>) =>

@@ -260,3 +260,26 @@ t.test('SELF_CONTAINER_ID is matched against a listing like any target', async (
   t.same(d.calls, [], 'a malformed one is not even listed');
   t.equal(await resolveSelfContainerId(d, hex64('ab')), hex64('ab'), 'a full id is taken as it is');
 });
+
+t.test('a Compose project is every container of it; a Swarm service names no container', async (t) => {
+  t.same(names(resolveTarget(parseTarget('project:shop'), listing)), ['shop-web-1'], 'one-off runs aside');
+  t.same(names(resolveTarget(parseTarget('project:other'), listing)), 'target_not_found');
+  t.same(names(resolveTarget(parseTarget('project:Shop'), listing)), 'invalid_target');
+  t.match(resolveTarget(parseTarget('swarm:web'), listing), {
+    ok: false,
+    reason: 'target_not_found',
+    detail: /Swarm service/,
+  });
+
+  const d = countingDocker(listing);
+  t.match(await lookupTargets(d, parseTarget('project:shop')), {
+    ok: true,
+    containers: [{ name: 'shop-web-1' }],
+  });
+  t.same(d.calls, ['list all=true labels=com.docker.compose.project=shop'], 'one listing, by its label');
+  d.calls.length = 0;
+  t.match(await lookupTargets(d, parseTarget('project:shop,x=y')), { ok: false, reason: 'invalid_target' });
+  t.match(await lookupTargets(d, parseTarget('swarm:web/../x')), { ok: false, reason: 'invalid_target' });
+  t.match(await lookupTargets(d, parseTarget('swarm:web')), { ok: false, reason: 'target_not_found' });
+  t.same(d.calls, [], 'nothing malformed, and no Swarm service, is looked up in the container listing');
+});

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ConfigError, EnvSchema, loadConfig } from '../src/config.js';
+import { ConfigError, EnvSchema, loadConfig } from '../../src/config.js';
 
 t.test('defaults', async (t) => {
   const c = loadConfig({});
@@ -62,6 +62,6 @@ t.test('telegram chats and topics', async (t) => {
 
 t.test('.env.example documents every variable', async (t) => {
   const { readFileSync } = await import('node:fs');
-  const text = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
+  const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
   for (const key of Object.keys(EnvSchema.properties)) t.match(text, new RegExp(`^#? ?${key}=`, 'm'), key);
 });

@@ -3,9 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { compileRules, matchRule } from '../src/core/rules.js';
-import { loadRulesFile } from '../src/inputs/rules-file.js';
-import { alertToSignal } from '../src/inputs/alertmanager.js';
+import { defaultActions } from '../../src/actions/registry.js';
+import { compileRules, matchRule } from '../../src/core/rules.js';
+import { loadRulesFile } from '../../src/inputs/rules-file.js';
+import { alertToSignal } from '../../src/inputs/alertmanager.js';
 
 const yamlText = `
 rules:
@@ -47,8 +48,15 @@ t.test('first matching rule wins; matchers are anchored', async (t) => {
 });
 
 t.test('an invalid rules file is refused with a clear message', async (t) => {
-  t.throws(() => compileRules({ rules: [{ action: 'reboot' }] }), /rules\/0\/action|action/);
-  t.throws(() => compileRules({ rules: [{ action: 'restart', match_re: { a: '(' } }] }), /match_re\.a/);
-  t.throws(() => compileRules({ rulez: [] }), /rules file/);
+  t.throws(
+    () => compileRules({ rules: [{ action: 'reboot' }] }, 'rules file', defaultActions()),
+    /rules\/0\/action|action/,
+  );
+  t.throws(
+    () =>
+      compileRules({ rules: [{ action: 'restart', match_re: { a: '(' } }] }, 'rules file', defaultActions()),
+    /match_re\.a/,
+  );
+  t.throws(() => compileRules({ rulez: [] }, 'rules file', defaultActions()), /rules file/);
   t.throws(() => loadRulesFile('/nonexistent/rules.yml'), /RULES_FILE: cannot read/);
 });

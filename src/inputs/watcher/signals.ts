@@ -1,16 +1,9 @@
 // Pure helpers of the health watcher: what an engine event means, the Signal a watched container's
 // failure becomes, and the label values of its per-container metrics. No I/O here.
 import { randomUUID } from 'node:crypto';
-import { parseDuration } from '../core/duration.js';
-import { CONTAINER_LABELS } from '../core/labels.js';
-import {
-  type ActionName,
-  type Condition,
-  type ContainerView,
-  type HealthStatus,
-  isAction,
-  type Signal,
-} from '../core/types.js';
+import { parseDuration } from '../../core/duration.js';
+import { CONTAINER_LABELS } from '../../core/labels.js';
+import type { Condition, ContainerView, HealthStatus, Signal } from '../../core/types.js';
 
 /** The metric-friendly name of an engine action: `health_status: unhealthy` counts as `health_status`. */
 export const eventKind = (action: string): string => {
@@ -75,44 +68,6 @@ export const healthyValue = (c: Pick<ContainerView, 'state' | 'health'>): number
 export function startPeriodOf(c: Pick<ContainerView, 'labels'>, defaultMs: number): number {
   const v = c.labels[CONTAINER_LABELS.startPeriod];
   return (v === undefined ? undefined : parseDuration(v)) ?? defaultMs;
-}
-
-/** Restart policies under which a container is meant to keep running, so any exit of it is a failure. */
-const RUNS_FOREVER = new Set(['always', 'unless-stopped']);
-
-/**
- * What an autoheal.on_exit_zero label says about an exit with code 0: heal it with this action
- * (restart, stop_start), 'none' (never), or undefined (no label: the default rule decides).
- */
-export function exitZeroAction(labels: Readonly<Record<string, string>>): ActionName | undefined {
-  const v = labels[CONTAINER_LABELS.onExitZero]?.trim();
-  return v && isAction(v) && v !== 'cleanup' ? v : undefined;
-}
-
-/**
- * Whether an exit is a failure to heal. A non-zero code, an unknown one or an out-of-memory kill is.
- * Exit code 0 is a job that finished (a one-shot, a migration) unless the container is meant to keep
- * running: its restart policy asks to run it again (always, unless-stopped), or it has a health check
- * (a service, not a job). The autoheal.on_exit_zero label overrides both ways (an action: heal; none: never).
- */
-export function isFailedExit(o: {
-  readonly exitCode: number | undefined;
-  readonly oomKilled?: boolean | undefined;
-  readonly restartPolicy: string | undefined;
-  readonly hasHealthCheck?: boolean | undefined;
-  readonly labels: Readonly<Record<string, string>>;
-}): boolean {
-  if (o.oomKilled) return true;
-  if (o.exitCode === undefined || Number.isNaN(o.exitCode) || o.exitCode !== 0) return true;
-  const label = exitZeroAction(o.labels);
-  if (label !== undefined) return label !== 'none';
-  return RUNS_FOREVER.has(o.restartPolicy ?? 'no') || o.hasHealthCheck === true;
-}
-
-/** The action for an exit 0 that is healed: the label's when it names one. */
-export function exitZeroHealAction(labels: Readonly<Record<string, string>>): ActionName | undefined {
-  const a = exitZeroAction(labels);
-  return a === 'none' ? undefined : a;
 }
 
 /** The exit code in a listing's status ("Exited (0) 5 seconds ago"); undefined when it shows none. */

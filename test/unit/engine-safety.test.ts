@@ -6,127 +6,10 @@
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Registry } from 'prom-client';
 import t from 'tap';
-import { defaultActions } from '../src/actions/registry.js';
-import { systemClock } from '../src/core/clock.js';
-import { decide } from '../src/core/policy.js';
-import type { Signal } from '../src/core/types.js';
-import type { DockerClient } from '../src/docker/client.js';
-import { Engine } from '../src/engine/engine.js';
-import { createLogger } from '../src/logger.js';
-import { createMetrics } from '../src/metrics.js';
-import { Store } from '../src/state/store.js';
-import { RecordingSink } from './fixtures/app.js';
-import { testConfig } from './fixtures/config.js';
-import { FakeDocker as BaseFakeDocker, type FakeContainer } from './fixtures/fake-docker.js';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
-/** A Docker engine in memory: containers by name, every restart recorded, and an off switch. */
-class FakeDocker extends BaseFakeDocker {
-  override add(name: string, o: Partial<FakeContainer> = {}): FakeContainer {
-    return super.add(name, {
-      id: `${name.padEnd(12, '0')}${'a'.repeat(52)}`.slice(0, 64),
-      labels: { 'autoheal.enable': 'true' },
-      startedAt: Date.now() - 3_600_000,
-      restartCount: 0,
-      running: true,
-      exitCode: 0,
-      oomKilled: false,
-      restartPolicy: 'no',
-      hasHealthCheck: true,
-      afterRestart: 'healthy',
-      ...o,
-    });
-  }
-}
-
-function newEngine(t: Teardown, docker: DockerClient, env: Record<string, string> = {}, dir?: string) {
-  const dataDir = dir ?? mkdtempSync(join(tmpdir(), 'autoheal-safety-'));
-  if (!dir) t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  const config = testConfig({
-    DATA_DIR: dataDir,
-    RESTART_COOLDOWN: '1',
-    VERIFY_TIMEOUT: '5',
-    VERIFY_GRACE: '0',
-    ...env,
-  });
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  const log = createLogger({ level: 'info', file: '', stream });
-  const metrics = createMetrics(new Registry(), { defaultMetrics: false });
-  const store = new Store(dataDir, log);
-  const sink = new RecordingSink();
-  const engine = new Engine({
-    config,
-    docker,
-    store,
-    metrics,
-    log,
-    clock: systemClock,
-    escalations: sink,
-    actions: defaultActions(),
-  });
-  t.teardown(async () => {
-    await engine.stop(500);
-    store.close();
-  });
-  const metric = async (name: string) =>
-    (await metrics.registry.getSingleMetric(name)?.get())?.values[0]?.value ?? 0;
-  const decisions = (container?: string) =>
-    lines.filter((l) => l.event === 'decision' && (container === undefined || l.container === container));
-  return { engine, store, metrics, lines, sink, config, dataDir, metric, decisions };
-}
-
-const manual = (name: string, o: Partial<Signal> = {}): Omit<Signal, 'remediationId'> => ({
-  id: `manual-${Math.random().toString(16).slice(2)}`,
-  source: 'manual',
-  status: 'firing',
-  receivedAt: Date.now(),
-  condition: 'requested',
-  target: { kind: 'container', name },
-  action: 'restart',
-  params: {},
-  labels: {},
-  annotations: {},
-  requestedBy: 'test',
-  ...o,
-});
-
-const alert = (name: string, o: Partial<Signal> = {}): Signal => ({
-  id: `alert-${Math.random().toString(16).slice(2)}`,
-  source: 'alertmanager',
-  status: 'firing',
-  receivedAt: Date.now(),
-  condition: 'alert',
-  target: { kind: 'container', name },
-  action: 'restart',
-  params: {},
-  labels: { alertname: 'X', container: name },
-  annotations: {},
-  alertname: 'X',
-  fingerprint: `fp-${Math.random().toString(16).slice(2)}`,
-  startsAt: '2026-11-28T00:00:00Z',
-  ...o,
-});
-
-const until = async (what: string, fn: () => boolean, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-};
+import { decide } from '../../src/core/policy.js';
+import { alert, fakeEngine, manual, until, WatchedDocker } from '../fixtures/fake-engine.js';
 
 // 3. Never repeat an action after a crash ------------------------------------------------------------
 
@@ -134,10 +17,10 @@ for (const force of [true, false]) {
   t.test(
     `a ${force ? 'forced' : 'plain'} manual restart interrupted by a crash is verified after the restart, never run again`,
     async (t) => {
-      const d1 = new FakeDocker();
+      const d1 = new WatchedDocker();
       d1.add('web', { health: 'unhealthy' });
       d1.hang = true;
-      const a = newEngine(t, d1);
+      const a = await fakeEngine(t, d1);
       a.engine.start();
       const id = a.engine.request(manual('web', { force }));
       await until('the intent', () => a.store.record('web')?.inFlight !== undefined);
@@ -148,9 +31,9 @@ for (const force of [true, false]) {
       cpSync(a.dataDir, crashed, { recursive: true });
 
       // Started again while the engine is still carrying out that restart; killed again mid-verification.
-      const d2 = new FakeDocker();
+      const d2 = new WatchedDocker();
       d2.add('web', { state: 'restarting', running: false, health: 'none' });
-      const b = newEngine(t, d2, {}, crashed);
+      const b = await fakeEngine(t, d2, {}, { dir: crashed });
       b.engine.start();
       await until('the resume', () => b.lines.some((l) => l.event === 'resume'));
       await sleep(300);
@@ -160,9 +43,9 @@ for (const force of [true, false]) {
       cpSync(crashed, crashed2, { recursive: true });
 
       // The engine finished the restart; the container is healthy.
-      const d3 = new FakeDocker();
+      const d3 = new WatchedDocker();
       d3.add('web', { health: 'healthy' });
-      const c = newEngine(t, d3, {}, crashed2);
+      const c = await fakeEngine(t, d3, {}, { dir: crashed2 });
       c.engine.start();
       await c.engine.idle();
       await sleep(20);
@@ -185,9 +68,9 @@ for (const force of [true, false]) {
 }
 
 t.test('a crash between the result and the inbox mark replays nothing', async (t) => {
-  const d1 = new FakeDocker();
+  const d1 = new WatchedDocker();
   d1.add('web', { health: 'unhealthy' });
-  const a = newEngine(t, d1);
+  const a = await fakeEngine(t, d1);
   a.engine.start();
   const s = alert('web');
   // Accepted, acted on, verified; the service dies before the "done" mark reaches the disk.
@@ -197,9 +80,9 @@ t.test('a crash between the result and the inbox mark replays nothing', async (t
   const crashed = mkdtempSync(join(tmpdir(), 'autoheal-crashed-'));
   t.teardown(() => rmSync(crashed, { recursive: true, force: true }));
   cpSync(a.dataDir, crashed, { recursive: true });
-  const d2 = new FakeDocker();
+  const d2 = new WatchedDocker();
   d2.add('web', { health: 'unhealthy' });
-  const b = newEngine(t, d2, { RESTART_COOLDOWN: '0' }, crashed);
+  const b = await fakeEngine(t, d2, { RESTART_COOLDOWN: '0' }, { dir: crashed });
   t.equal(b.store.pending().length, 1, 'the alert is still in the inbox');
   await sleep(1100); // past the 1 s cooldown: only the link to the signal prevents a repeat
   b.engine.start();
@@ -212,10 +95,10 @@ t.test('a crash between the result and the inbox mark replays nothing', async (t
 t.test(
   'an alert accepted while the engine is unreachable stays pending and is decided once it is back',
   async (t) => {
-    const d = new FakeDocker();
+    const d = new WatchedDocker();
     d.add('web');
     d.down = true;
-    const a = newEngine(t, d);
+    const a = await fakeEngine(t, d);
     a.engine.start();
     const s = alert('web');
     t.equal(a.engine.ingest([s]).accepted.length, 1, 'accepted (the webhook answers 200)');
@@ -243,10 +126,10 @@ t.test(
 );
 
 t.test('without a reconnect the pending signal is retried with back-off by itself', async (t) => {
-  const d = new FakeDocker();
+  const d = new WatchedDocker();
   d.add('web');
   d.down = true;
-  const a = newEngine(t, d);
+  const a = await fakeEngine(t, d);
   a.engine.start();
   a.engine.ingest([alert('web')]);
   await until('the deferral', () => a.lines.some((l) => l.event === 'signal_deferred'));
@@ -257,10 +140,10 @@ t.test('without a reconnect the pending signal is retried with back-off by itsel
 });
 
 t.test('a pending firing alert that resolves meanwhile is not acted on', async (t) => {
-  const d = new FakeDocker();
+  const d = new WatchedDocker();
   d.add('web');
   d.down = true;
-  const a = newEngine(t, d);
+  const a = await fakeEngine(t, d);
   a.engine.start();
   const firing = alert('web');
   a.engine.ingest([firing]);
@@ -281,9 +164,9 @@ t.test('a pending firing alert that resolves meanwhile is not acted on', async (
 t.test(
   'MAX_RESTART_ATTEMPTS=1: a second restart of a healed container is skipped, not given up',
   async (t) => {
-    const d = new FakeDocker();
+    const d = new WatchedDocker();
     d.add('web');
-    const a = newEngine(t, d, { MAX_RESTART_ATTEMPTS: '1' });
+    const a = await fakeEngine(t, d, { MAX_RESTART_ATTEMPTS: '1' });
     a.engine.start();
     a.engine.request(manual('web'));
     await a.engine.idle();
@@ -304,9 +187,9 @@ t.test(
 t.test(
   'three heals inside STABLE_PERIOD: a healthy container is left alone, a failing one is flapping',
   async (t) => {
-    const d = new FakeDocker();
+    const d = new WatchedDocker();
     const web = d.add('web', { health: 'unhealthy' });
-    const a = newEngine(t, d, { RESTART_COOLDOWN: '0' });
+    const a = await fakeEngine(t, d, { RESTART_COOLDOWN: '0' });
     a.engine.start();
     for (let i = 0; i < 3; i++) {
       web.health = 'unhealthy';
@@ -338,9 +221,9 @@ t.test(
 );
 
 t.test('a container whose last attempt failed and is still failing is given up once', async (t) => {
-  const d = new FakeDocker();
+  const d = new WatchedDocker();
   d.add('web', { health: 'unhealthy', afterRestart: 'unhealthy' });
-  const a = newEngine(t, d, { MAX_RESTART_ATTEMPTS: '1' });
+  const a = await fakeEngine(t, d, { MAX_RESTART_ATTEMPTS: '1' });
   a.engine.start();
   a.engine.request(manual('web'));
   await a.engine.idle();
@@ -351,9 +234,9 @@ t.test('a container whose last attempt failed and is still failing is given up o
 // 9. Never leave a stale signal -------------------------------------------------------------------------
 
 t.test('the given-up gauge drops to 0 when the container recovers', async (t) => {
-  const d = new FakeDocker();
+  const d = new WatchedDocker();
   const web = d.add('web', { health: 'unhealthy', afterRestart: 'unhealthy' });
-  const a = newEngine(t, d, { MAX_RESTART_ATTEMPTS: '1' });
+  const a = await fakeEngine(t, d, { MAX_RESTART_ATTEMPTS: '1' });
   a.engine.start();
   a.engine.ingest([alert('web')]);
   await a.engine.idle();
@@ -366,9 +249,9 @@ t.test('the given-up gauge drops to 0 when the container recovers', async (t) =>
 });
 
 t.test('a given-up container seen again and again adds nothing to its incident', async (t) => {
-  const d = new FakeDocker();
+  const d = new WatchedDocker();
   d.add('web', { health: 'unhealthy', afterRestart: 'unhealthy' });
-  const a = newEngine(t, d, { MAX_RESTART_ATTEMPTS: '1' });
+  const a = await fakeEngine(t, d, { MAX_RESTART_ATTEMPTS: '1' });
   a.engine.start();
   a.engine.ingest([alert('web')]);
   await a.engine.idle();
@@ -382,9 +265,9 @@ t.test('a given-up container seen again and again adds nothing to its incident',
 });
 
 t.test('the timeline holds the first decision and the action itself', async (t) => {
-  const d = new FakeDocker();
+  const d = new WatchedDocker();
   d.add('web', { health: 'unhealthy' });
-  const a = newEngine(t, d);
+  const a = await fakeEngine(t, d);
   a.engine.start();
   a.engine.ingest([alert('web')]);
   await a.engine.idle();
@@ -402,10 +285,10 @@ t.test('the timeline holds the first decision and the action itself', async (t) 
 });
 
 t.test('after an interrupted action, recovery closes the incident (already_healthy)', async (t) => {
-  const d1 = new FakeDocker();
+  const d1 = new WatchedDocker();
   d1.add('web', { health: 'unhealthy' });
   d1.hang = true;
-  const a = newEngine(t, d1);
+  const a = await fakeEngine(t, d1);
   a.engine.start();
   a.engine.ingest([alert('web')]);
   await until('the intent', () => a.store.record('web')?.inFlight !== undefined);
@@ -414,9 +297,9 @@ t.test('after an interrupted action, recovery closes the incident (already_healt
   cpSync(a.dataDir, crashed, { recursive: true });
   // After the restart of the service the container is still broken, then recovers by itself before
   // the retry.
-  const d2 = new FakeDocker();
+  const d2 = new WatchedDocker();
   const web = d2.add('web', { health: 'unhealthy' });
-  const b = newEngine(t, d2, { RESTART_COOLDOWN: '1' }, crashed);
+  const b = await fakeEngine(t, d2, { RESTART_COOLDOWN: '1' }, { dir: crashed });
   b.engine.start();
   await until('the resumed verification', () => b.store.record('web')?.inFlight === undefined);
   t.equal(b.store.record('web')?.lastResult, 'failed');
@@ -435,9 +318,9 @@ t.test('after an interrupted action, recovery closes the incident (already_healt
 t.test(
   'SELF_CONTAINER_ID given as a name is held as the id: a renamed service container stays protected',
   async (t) => {
-    const d = new FakeDocker();
+    const d = new WatchedDocker();
     const self = d.add('autoheal');
-    const a = newEngine(t, d, { SELF_CONTAINER_ID: 'autoheal', WATCH_SCOPE: 'all' });
+    const a = await fakeEngine(t, d, { SELF_CONTAINER_ID: 'autoheal', WATCH_SCOPE: 'all' });
     a.engine.start();
     await until('resolved', () => a.engine.policyContext.selfContainerId === self.id);
     const renamed = { ...self, name: 'autoheal-old' };

@@ -2,7 +2,8 @@
 // when the watcher sees it, an action starts and ends, an operator resets it, or the service restarts
 // in the middle of an action. No Docker engine: time is a number and the policy a literal.
 import t from 'tap';
-import { decide, type PolicyContext } from '../src/core/policy.js';
+import { defaultActions } from '../../src/actions/registry.js';
+import { decide, type PolicyContext } from '../../src/core/policy.js';
 import {
   flappingReported,
   givenUp,
@@ -15,7 +16,7 @@ import {
   resumed,
   type Sighting,
   skipConsequence,
-} from '../src/core/records.js';
+} from '../../src/core/records.js';
 import type {
   ContainerRecord,
   ContainerView,
@@ -23,8 +24,8 @@ import type {
   RemediationResult,
   Signal,
   SignalOrigin,
-} from '../src/core/types.js';
-import { alertSignal, containerView, NOW } from './fixtures/views.js';
+} from '../../src/core/types.js';
+import { alertSignal, containerView, NOW } from '../fixtures/views.js';
 
 const MIN = 60_000;
 const policy: RecordPolicy = {
@@ -44,6 +45,7 @@ const ctx: PolicyContext = {
   policy,
   startPeriodMs: 0,
   nodeName: undefined,
+  actions: defaultActions(),
 };
 
 const view = containerView;

@@ -5,20 +5,26 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import t from 'tap';
-import { systemClock } from '../src/core/clock.js';
+import { defaultActions } from '../../src/actions/registry.js';
+import { systemClock } from '../../src/core/clock.js';
 import {
   DEFAULT_CRASH_LOOP,
   emptyHistory,
   inCrashLoop,
   observeRestartCount,
-} from '../src/core/crash-loop.js';
-import type { ContainerRecord, ContainerView, Signal } from '../src/core/types.js';
-import { createLogger } from '../src/logger.js';
-import { createMetrics } from '../src/metrics.js';
-import { Watcher } from '../src/inputs/watcher.js';
-import { eventKind, healthFromAction, seriesLabels, watcherSignal } from '../src/inputs/watcher-signals.js';
-import { testConfig } from './fixtures/config.js';
-import { type FakeContainer, FakeDocker } from './fixtures/fake-docker.js';
+} from '../../src/core/crash-loop.js';
+import type { ContainerRecord, ContainerView, Signal } from '../../src/core/types.js';
+import { createLogger } from '../../src/logger.js';
+import { createMetrics } from '../../src/metrics.js';
+import { Watcher } from '../../src/inputs/watcher/watcher.js';
+import {
+  eventKind,
+  healthFromAction,
+  seriesLabels,
+  watcherSignal,
+} from '../../src/inputs/watcher/signals.js';
+import { testConfig } from '../fixtures/config.js';
+import { type FakeContainer, FakeDocker } from '../fixtures/fake-docker.js';
 
 t.test('crash loop: restarts by the policy inside the window, one escalation per episode', async (t) => {
   const p = { threshold: 3, windowMs: 60_000 };
@@ -112,6 +118,7 @@ function setup(t: Teardown, env: Record<string, string> = {}) {
       policy: config.policy,
       startPeriodMs: 0,
       nodeName: undefined,
+      actions: defaultActions(),
     },
     ingest(signals: ReadonlyArray<Signal>) {
       ingested.push(...signals);

@@ -1,5 +1,6 @@
 // Table-driven tests of the pure policy: every reason, with an injected time.
 import t from 'tap';
+import { defaultActions } from '../../src/actions/registry.js';
 import {
   admit,
   cooldownAfter,
@@ -10,10 +11,10 @@ import {
   recordAction,
   shouldGiveUp,
   shouldReportFlapping,
-} from '../src/core/policy.js';
-import type { ContainerRecord, ContainerView, Signal } from '../src/core/types.js';
-import { testConfig } from './fixtures/config.js';
-import { alertSignal, containerView, NOW } from './fixtures/views.js';
+} from '../../src/core/policy.js';
+import type { ContainerRecord, ContainerView, Signal } from '../../src/core/types.js';
+import { testConfig } from '../fixtures/config.js';
+import { alertSignal, containerView, NOW } from '../fixtures/views.js';
 
 const cfg = testConfig({ RESTART_COOLDOWN: '60', MAX_RESTART_ATTEMPTS: '3', STABLE_PERIOD: '600' });
 const ctx: PolicyContext = {
@@ -24,6 +25,7 @@ const ctx: PolicyContext = {
   policy: cfg.policy,
   startPeriodMs: 0,
   nodeName: 'node-a',
+  actions: defaultActions(),
 };
 
 const container = containerView;

@@ -1,37 +1,19 @@
 // The action contract without a Docker engine: the default registry names each action with the target
 // kinds it accepts, and the engine runs whatever registry it is handed (here fakes, on a fake
 // DockerClient), refusing an action listed for the wrong kind exactly as it refuses a missing one.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Registry } from 'prom-client';
 import t from 'tap';
-import type { ActionHandler, ActionRegistry, TargetKind } from '../src/actions/handler.js';
-import { defaultActions, registryOf } from '../src/actions/registry.js';
-import { systemClock } from '../src/core/clock.js';
-import type { ActionName, Signal } from '../src/core/types.js';
-import { Engine } from '../src/engine/engine.js';
-import { createLogger } from '../src/logger.js';
-import { createMetrics } from '../src/metrics.js';
-import { Store } from '../src/state/store.js';
-import { RecordingSink } from './fixtures/app.js';
-import { testConfig } from './fixtures/config.js';
-import { FakeDocker as BaseFakeDocker } from './fixtures/fake-docker.js';
+import type { ActionHandler, ActionRegistry, TargetKind } from '../../src/actions/handler.js';
+import { defaultActions, registryOf } from '../../src/actions/registry.js';
+import type { ActionName, Signal } from '../../src/core/types.js';
+import { createLogger } from '../../src/logger.js';
+import type { Store } from '../../src/state/store.js';
+import { testConfig } from '../fixtures/config.js';
+import { fakeEngine, type Teardown, WatchedDocker } from '../fixtures/fake-engine.js';
 
 /** One healthy container in memory; every call to the engine it would make is refused. */
-class FakeDocker extends BaseFakeDocker {
-  readonly web = this.add('web', {
-    id: `web${'0'.repeat(9)}${'a'.repeat(52)}`,
-    labels: { 'autoheal.enable': 'true' },
-    startedAt: Date.now() - 3_600_000,
-    restartCount: 0,
-    running: true,
-    exitCode: 0,
-    oomKilled: false,
-    restartPolicy: 'no',
-    hasHealthCheck: true,
-  });
+class FakeDocker extends WatchedDocker {
+  readonly web = this.add('web');
   private refuse(what: string): never {
     this.calls.push(what);
     throw new Error(`the fake engine refuses ${what}`);
@@ -68,32 +50,9 @@ function fakeAction(name: ActionName, targets: TargetKind[], runs: string[]): Ac
   };
 }
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
-function newEngine(t: Teardown, actions: ActionRegistry) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'autoheal-actions-'));
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  const config = testConfig({ DATA_DIR: dataDir, VERIFY_TIMEOUT: '5', VERIFY_GRACE: '0' });
-  const log = createLogger({ level: 'silent', file: '' });
-  const metrics = createMetrics(new Registry(), { defaultMetrics: false });
-  const store = new Store(dataDir, log);
+async function newEngine(t: Teardown, actions: ActionRegistry) {
   const docker = new FakeDocker();
-  const engine = new Engine({
-    config,
-    docker,
-    store,
-    metrics,
-    log,
-    clock: systemClock,
-    escalations: new RecordingSink(),
-    actions,
-  });
-  t.teardown(async () => {
-    await engine.stop(500);
-    store.close();
-  });
+  const { engine, store } = await fakeEngine(t, docker, {}, { actions });
   engine.start();
   return { engine, store, docker };
 }
@@ -156,7 +115,10 @@ t.test(
 
 t.test('an engine handed its own registry runs the fake action and verifies the container', async (t) => {
   const runs: string[] = [];
-  const { engine, store, docker } = newEngine(t, registryOf([fakeAction('restart', ['container'], runs)]));
+  const { engine, store, docker } = await newEngine(
+    t,
+    registryOf([fakeAction('restart', ['container'], runs)]),
+  );
   const r = await finished(store, engine.request(manual('restart', { kind: 'container', name: 'web' })));
   t.same(runs, ['restart web'], 'the fake ran on the container the signal named');
   t.same(docker.calls, [], 'the real restart never ran');
@@ -168,7 +130,7 @@ t.test(
   'an engine handed its own host action runs it; an outcome without a report frees nothing',
   async (t) => {
     const runs: string[] = [];
-    const { engine, store, docker } = newEngine(t, registryOf([fakeAction('cleanup', ['host'], runs)]));
+    const { engine, store, docker } = await newEngine(t, registryOf([fakeAction('cleanup', ['host'], runs)]));
     const r = await finished(store, engine.request(manual('cleanup', { kind: 'host' })));
     t.same(runs, ['cleanup host']);
     t.same(docker.calls, []);
@@ -179,7 +141,7 @@ t.test(
 
 t.test('a cleanup registered for containers only is the missing cleanup handler it always was', async (t) => {
   const runs: string[] = [];
-  const { engine, store } = newEngine(t, registryOf([fakeAction('cleanup', ['container'], runs)]));
+  const { engine, store } = await newEngine(t, registryOf([fakeAction('cleanup', ['container'], runs)]));
   const r = await finished(store, engine.request(manual('cleanup', { kind: 'host' })));
   t.same(runs, [], 'an action is never run on a kind it does not accept');
   t.equal(r.state, 'failed');
