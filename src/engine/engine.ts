@@ -1,50 +1,37 @@
 // The incident engine: the one path every signal takes, whichever input it came from.
-//   intake (intake.ts: de-duplicated, journalled) → runSignal: admit → resolve targets → decide (pure,
-//   core/policy.ts) → act (an action from deps.actions) → verify → record (core/records.ts)
-// Around it: retries.ts (the next attempt's timer), host-cleanup.ts (actions on the host as a whole),
-// report.ts (audit, incident timeline, escalations, gauges). Every decision and record transition is a
-// pure function in core/; this class applies them, one state write per step, and owns the effects.
+//   intake (intake.ts: de-duplicated, journalled) → runSignal: admit (core/policy.ts) → resolve the
+//   target (core/targets.ts) → the container path (remediate.ts: decide, act through deps.actions,
+//   verify, record) or the host path (host-cleanup.ts)
+// Around it: retries.ts (the next attempt's timer), resume.ts (actions a restart of the service
+// interrupted), report.ts (audit, incident timeline, escalations, gauges); the waiting room for signals
+// that could not be decided is here. Every decision and record transition is a pure function in core/;
+// the stages apply them, one state write per step, and own the effects.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
-import { hostOnly } from '../core/actions.js';
-import { CONTAINER_LABELS } from '../core/labels.js';
-import { admit, decide, maxAttemptsFor, type PolicyContext, recordAction } from '../core/policy.js';
-import {
-  flappingReported,
-  givenUp,
-  incidentEnded,
-  intentRecorded,
-  observed,
-  resetRecord,
-  resultRecorded,
-  resumed,
-  skipConsequence,
-} from '../core/records.js';
+import { hostOnly, NO_ACTION } from '../core/actions.js';
+import type { EscalationKind } from '../core/escalation.js';
 import { deferDelayMs, isTransientError, MAX_TRIES_OF_A_FAULTY_SIGNAL } from '../core/pending.js';
+import { admit, type PolicyContext, recordAction } from '../core/policy.js';
+import { incidentEnded, observed, resetRecord } from '../core/records.js';
 import { describeTarget, kindOf, type TargetResolution } from '../core/targets.js';
 import {
-  type ActionName,
   type ContainerRecord,
   type ContainerView,
   type Decision,
   emptyRecord,
-  type RemediationResult,
   type Signal,
 } from '../core/types.js';
-import { type ContainerDetails, lookupContainer, lookupTargets } from '../docker/client.js';
-import type { EscalationKind } from '../core/escalation.js';
-import type { EngineDeps } from './deps.js';
-import { acceptSignals } from './intake.js';
-import { Report } from './report.js';
-import { RetryTimers } from './retries.js';
-import { runHostAction } from './host-cleanup.js';
-import { accepts } from '../actions/handler.js';
-import { verifyRecovery } from '../actions/verify.js';
+import { lookupTargets } from '../docker/client.js';
 import { resolveSelfContainerId } from '../self.js';
-import type { RemediationState } from '../state/store.js';
 import { StateWriteError } from '../state/journal.js';
+import type { EngineDeps, EngineIo } from './deps.js';
+import { runHostAction } from './host-cleanup.js';
+import { acceptSignals } from './intake.js';
+import { ContainerPath } from './remediate.js';
+import { Report } from './report.js';
+import { Resumption } from './resume.js';
+import { RetryTimers } from './retries.js';
 
 export type { EngineDeps } from './deps.js';
 export { dedupKey } from './intake.js';
@@ -54,8 +41,6 @@ export interface IngestResult {
   readonly duplicates: number;
 }
 
-const isDetails = (c: ContainerView): c is ContainerDetails => 'hasHealthCheck' in c;
-
 export class Engine {
   private readonly busy = new Set<string>();
   private readonly limit: ReturnType<typeof pLimit>;
@@ -64,14 +49,16 @@ export class Engine {
   /** Not readonly: SELF_CONTAINER_ID given as a name is replaced by the container's full id at start. */
   private ctx: PolicyContext;
   private stopping = false;
-  /** Actions interrupted by a restart of the service, being verified (by container name). */
-  private readonly resuming = new Map<string, Promise<void>>();
   /** Signals that could not be decided (engine or state unreachable): kept in the inbox, retried. */
   private readonly waiting = new Map<string, { signal: Signal; tries: number; timer: NodeJS.Timeout }>();
   private selfResolved = false;
   /** Batches accepted but not yet handed to dispatch (they start on the next turn of the loop). */
   private scheduled = 0;
   private readonly report: Report;
+  /** What the stages share (deps.ts): built once, handed to each. */
+  private readonly io: EngineIo;
+  private readonly containers: ContainerPath;
+  private readonly resumption: Resumption;
 
   constructor(private readonly deps: EngineDeps) {
     const c = deps.config;
@@ -93,6 +80,20 @@ export class Engine {
       actions: deps.actions,
     };
     deps.metrics.primeActions(deps.actions.keys());
+    this.io = {
+      deps,
+      report: this.report,
+      retries: this.retries,
+      busy: this.busy,
+      limit: this.limit,
+      ctx: () => this.ctx,
+      stopping: () => this.stopping,
+      durably: (fn) => this.durably(fn),
+      countForCircuit: (now) => this.countForCircuit(now),
+      handlerContext: (signal) => this.handlerContext(signal),
+    };
+    this.containers = new ContainerPath(this.io, (name) => this.resumption.of(name));
+    this.resumption = new Resumption(this.io, this.containers);
   }
 
   get policyContext(): PolicyContext {
@@ -143,7 +144,7 @@ export class Engine {
       this.deps.store.upsertRemediation(this.deps.clock.now(), s, id, {
         state: 'queued',
         container: undefined,
-        action: signal.action ?? 'none',
+        action: signal.action ?? NO_ACTION,
       });
       acceptSignals(this.deps.store, [s], this.deps.clock.now());
     });
@@ -158,27 +159,9 @@ export class Engine {
   start(): void {
     const now = this.deps.clock.now();
     const pending = this.deps.store.pending();
-    const byId = new Map(pending.map((s) => [s.id, s]));
-    for (const r of [...this.deps.store.records()]) {
-      if (!r.inFlight) continue;
-      const next = resumed(r, this.deps.config.policy.cooldownMs);
-      this.deps.log.warn(
-        {
-          event: 'resume',
-          container: r.name,
-          action: r.inFlight.action,
-          signalId: r.inFlight.signalId,
-          remediationId: r.inFlight.remediationId,
-          nextAllowedAt: next.nextAllowedAt,
-        },
-        'verifying an action interrupted by a restart of the service (it is not started again)',
-      );
-      this.putRecord(next);
-      const origin = (r.inFlight.signalId && byId.get(r.inFlight.signalId)) || this.resumeSignal(r);
-      this.track(this.resumeAction(r.name, origin));
-    }
+    for (const p of this.resumption.start(pending)) this.track(p);
     for (const r of this.deps.store.records()) {
-      if (r.pendingRetry && !r.givenUp && !this.resuming.has(r.name))
+      if (r.pendingRetry && !r.givenUp && !this.resumption.has(r.name))
         this.retries.schedule(r.name, r.pendingRetry.action, Math.max(now, r.pendingRetry.at));
     }
     for (const s of pending) this.dispatch(s);
@@ -408,7 +391,7 @@ export class Engine {
     // A host target, or an action that acts on the host as a whole (cleanup), takes the host path;
     // every other one names containers.
     if (kindOf(signal.target) === 'host' || hostOnly(this.deps.actions, action))
-      return runHostAction(this.hostPath(), signal, action, this.deps.actions.get(action));
+      return runHostAction(this.io, signal, action, this.deps.actions.get(action));
 
     const found = await this.resolveTargets(signal);
     if (!found.ok) {
@@ -425,7 +408,9 @@ export class Engine {
         targets: targets.map((c) => c.name),
       });
     }
-    const outcomes = await Promise.all(targets.map((c) => this.remediateContainer(signal, action, c)));
+    const outcomes = await Promise.all(
+      targets.map((c) => this.containers.remediateContainer(signal, action, c)),
+    );
     return { summary: outcomes.join('; '), container: targets.length === 1 ? targets[0] : undefined };
   }
 
@@ -435,408 +420,6 @@ export class Engine {
    */
   private resolveTargets(signal: Signal): Promise<TargetResolution<ContainerView>> {
     return lookupTargets(this.deps.docker, signal.target);
-  }
-
-  /** Decides and, when allowed, acts on one container; returns a one-line account of what happened. */
-  private async remediateContainer(signal: Signal, action: ActionName, c: ContainerView): Promise<string> {
-    // An action interrupted by a restart of the service is verified before anything else is decided.
-    await this.resuming.get(c.name);
-    const now = this.deps.clock.now();
-    const record = this.deps.store.record(c.name);
-    if (record?.lastSignalId === signal.id) {
-      // A replay (after a restart of the service) of a signal whose action on this container was
-      // already started: that action was carried out or verified; it is never decided again.
-      this.deps.log.info(
-        { event: 'replay', signalId: signal.id, container: c.name, action: record.lastAction },
-        `${c.name}: this signal's ${record.lastAction ?? 'action'} was already carried out; not repeated`,
-      );
-      return `${c.name}: ${record.lastAction ?? action} already carried out for this signal`;
-    }
-    const decision = decide({
-      signal,
-      action,
-      container: c,
-      record,
-      circuit: this.deps.store.circuit(),
-      busy: this.busy.has(c.name),
-      now,
-      ctx: this.ctx,
-    });
-    this.report.audit(signal, decision, c.name);
-    if (decision.verdict === 'skip') {
-      this.recordSkip(signal, decision, c, record, now);
-      this.report.finishManual(signal, 'skipped', decision, c.name);
-      return `${c.name}: not acted on (${decision.reason}${decision.detail ? `: ${decision.detail}` : ''})`;
-    }
-    if (decision.dryRun) {
-      this.deps.metrics.remediations.inc({ action, result: 'dry_run' });
-      this.deps.log.info(
-        { event: 'remediation', container: c.name, action, result: 'dry_run' },
-        `dry run: would ${action}`,
-      );
-      this.report.finishManual(signal, 'dry_run', decision, c.name);
-      return `${c.name}: dry run, would ${action}`;
-    }
-    this.busy.add(c.name);
-    try {
-      const result = await this.limit(() => this.act(signal, action, c, decision));
-      return `${c.name}: ${action} ${result}`;
-    } finally {
-      this.busy.delete(c.name);
-    }
-  }
-
-  /** What a skip does to the container's incident and standing state. */
-  private recordSkip(
-    signal: Signal,
-    decision: Extract<Decision, { verdict: 'skip' }>,
-    c: ContainerView,
-    record: ContainerRecord | undefined,
-    now: number,
-  ): void {
-    const consequence = skipConsequence(decision, record, c);
-    if (consequence === 'report_flapping') {
-      // Failing again after a verified heal, with the attempts used up: the humans are told once per
-      // recovery, and the hold is an incident of its own that the next action continues.
-      const r = record ?? emptyRecord(c.name);
-      const incidentId = this.deps.store.openIncident(c.name, signal, now);
-      this.report.addDecisionEvent(c.name, signal, decision, signal.action ?? 'none', now);
-      this.deps.store.addIncidentEvent(c.name, signal, {
-        at: now,
-        type: 'escalation',
-        reason: 'flapping',
-        detail: decision.detail,
-      });
-      this.putRecord(flappingReported(r, now, incidentId));
-      this.deps.log.warn(
-        { event: 'flapping', container: c.name, attempts: r.attempts, detail: decision.detail },
-        `${c.name} is flapping`,
-      );
-      this.report.escalate('flapping', {
-        container: c,
-        signal,
-        detail: decision.detail,
-        incident: this.deps.store.incident(incidentId),
-      });
-      this.report.refreshGauges();
-      return;
-    }
-    // A skip that repeats the incident's last decision (a given-up container seen at every reconcile, a
-    // cooldown) adds nothing to its timeline.
-    if (record?.incidentId && this.report.lastDecisionOf(record.incidentId) !== decision.reason) {
-      this.deps.store.addIncidentEvent(c.name, signal, {
-        at: now,
-        type: 'signal',
-        source: signal.source,
-        detail: signal.condition,
-      });
-      this.report.addDecisionEvent(c.name, signal, decision, signal.action ?? 'none', now);
-    }
-    if (!record) return;
-    if (consequence === 'give_up') {
-      this.giveUp(givenUp(record, now), c, signal, decision.detail);
-    } else if (consequence === 'end_incident') {
-      // Recovered by itself (or by an action a restart of the service interrupted): the incident is
-      // over, and so is any retry scheduled for it.
-      this.retries.cancel(c.name);
-      this.putRecord(incidentEnded(record));
-      this.report.closeIncident(record.incidentId, 'recovered', now, decision.detail ?? 'healthy again');
-    }
-  }
-
-  /** Records the intent, runs the handler, verifies, and records the result. */
-  private async act(
-    signal: Signal,
-    action: ActionName,
-    view: ContainerView,
-    decision: Decision,
-  ): Promise<RemediationResult> {
-    const { docker, config, metrics, log } = this.deps;
-    const handler = this.deps.actions.get(action);
-    if (!handler || !accepts(handler, 'container')) throw new Error(`no handler for ${action}`);
-    const startedAt = this.deps.clock.now();
-    const remediationId = signal.remediationId ?? randomUUID();
-    const before = this.deps.store.record(view.name) ?? emptyRecord(view.name);
-    const open = before.incidentId ? this.deps.store.incident(before.incidentId) : undefined;
-    // Intent first, in one write with the incident's timeline: if the service dies now, the action
-    // counts, the cooldown holds, and a replay of this signal verifies the action instead of repeating it.
-    const { incidentId, attempts } = this.durably(() => {
-      const id = this.deps.store.openIncident(view.name, signal, startedAt);
-      const intent = intentRecorded(
-        before,
-        { action, startedAt, remediationId, signalId: signal.id, incidentId: id },
-        config.policy,
-      );
-      // A new incident starts with this signal; an open one gets it added.
-      if (open && open.closedAt === undefined) {
-        this.deps.store.addIncidentEvent(view.name, signal, {
-          at: startedAt,
-          type: 'signal',
-          source: signal.source,
-          detail: signal.condition,
-        });
-      }
-      this.report.addDecisionEvent(view.name, signal, decision, action, startedAt);
-      this.deps.store.addIncidentEvent(view.name, signal, {
-        at: startedAt,
-        type: 'action',
-        action,
-        source: signal.source,
-        detail: `attempt ${intent.attempts}`,
-        remediationId,
-      });
-      this.putRecord(intent);
-      return { incidentId: id, attempts: intent.attempts };
-    });
-    this.retries.cancel(view.name);
-    this.deps.store.upsertRemediation(this.deps.clock.now(), signal, remediationId, {
-      state: 'running',
-      container: view.name,
-      action,
-    });
-    if (signal.source !== 'manual') this.countForCircuit(startedAt);
-    metrics.inFlight.inc();
-    log.info(
-      {
-        event: 'action',
-        incidentId,
-        container: view.name,
-        action,
-        attempt: attempts,
-        source: signal.source,
-        alertname: signal.alertname,
-        fingerprint: signal.fingerprint,
-        remediationId,
-        requestedBy: signal.requestedBy,
-        reason: signal.reason,
-      },
-      `${action} ${view.name} (attempt ${attempts})`,
-    );
-
-    let result: RemediationResult = 'failed';
-    let detail = '';
-    let lastHealthOutput: string | undefined;
-    try {
-      // A container target was just inspected to resolve it; a service target was only listed.
-      const details = isDetails(view) ? view : await docker.inspect(view.id);
-      if (!details) {
-        detail = 'container no longer exists';
-      } else {
-        const outcome = await handler.run(this.handlerContext(signal), {
-          kind: 'container',
-          container: details,
-          stopTimeoutSec: this.stopTimeout(details),
-        });
-        detail = outcome.detail;
-        if (outcome.ok) {
-          const v = await verifyRecovery(docker, details.id, {
-            timeoutMs: config.verifyTimeoutMs,
-            graceMs: config.verifyGraceMs,
-            now: () => this.deps.clock.now(),
-          });
-          result = v.result;
-          detail = `${outcome.detail}; ${v.detail}`;
-          lastHealthOutput = v.lastHealthOutput;
-        }
-      }
-    } catch (err) {
-      detail = `docker error: ${(err as Error).message}`;
-    } finally {
-      metrics.inFlight.dec();
-    }
-    this.recordResult(signal, view, action, { startedAt, remediationId, result, detail, lastHealthOutput });
-    return result;
-  }
-
-  /** The signal an interrupted action is verified under when its own is no longer in the inbox. */
-  private resumeSignal(r: ContainerRecord): Signal {
-    return {
-      id: r.inFlight?.signalId ?? randomUUID(),
-      source: 'reconcile',
-      status: 'firing',
-      receivedAt: this.deps.clock.now(),
-      condition: 'retry',
-      target: { kind: 'container', name: r.name },
-      action: r.inFlight?.action,
-      params: {},
-      labels: {},
-      annotations: {},
-      reason: 'an action interrupted by a restart of the service',
-    };
-  }
-
-  /**
-   * Verifies an action the service was carrying out when it died, and records its result as that
-   * attempt's: the action itself may have reached the engine or not, but it is never started again.
-   * Signals for the container wait for the result (remediateContainer), so they see its cooldown.
-   */
-  private resumeAction(name: string, signal: Signal): Promise<void> {
-    this.busy.add(name);
-    const p = this.verifyInterrupted(name, signal).finally(() => {
-      this.busy.delete(name);
-      this.resuming.delete(name);
-    });
-    this.resuming.set(name, p);
-    return p;
-  }
-
-  private async verifyInterrupted(name: string, signal: Signal): Promise<void> {
-    const { config, docker } = this.deps;
-    for (let tries = 1; ; tries++) {
-      const intent = this.deps.store.record(name)?.inFlight;
-      if (!intent) return;
-      try {
-        // By name from one listing: a name read back from the state is never taken as an id prefix.
-        const found = await lookupContainer(docker, name);
-        const details = found.ok ? found.containers[0] : undefined;
-        let result: RemediationResult = 'failed';
-        let detail = found.ok ? 'container no longer exists' : found.detail;
-        let lastHealthOutput: string | undefined;
-        if (details) {
-          const v = await verifyRecovery(docker, details.id, {
-            timeoutMs: config.verifyTimeoutMs,
-            graceMs: config.verifyGraceMs,
-            now: () => this.deps.clock.now(),
-          });
-          result = v.result;
-          detail = v.detail;
-          lastHealthOutput = v.lastHealthOutput;
-        }
-        const view: ContainerView = details ?? { id: '', name, labels: {}, state: 'unknown', health: 'none' };
-        this.recordResult(signal, view, intent.action, {
-          startedAt: intent.startedAt,
-          remediationId: intent.remediationId,
-          result,
-          detail: `interrupted by a restart of the service, then verified: ${detail}`,
-          lastHealthOutput,
-        });
-        return;
-      } catch (err) {
-        if (this.stopping) return;
-        const delay = deferDelayMs(tries);
-        this.deps.log.warn(
-          { err, event: 'resume', container: name, retryInMs: delay },
-          'cannot verify an interrupted action yet; retrying',
-        );
-        await sleep(delay, undefined, { ref: false });
-      }
-    }
-  }
-
-  private recordResult(
-    signal: Signal,
-    view: ContainerView,
-    action: ActionName,
-    o: {
-      startedAt: number;
-      remediationId: string;
-      result: RemediationResult;
-      detail: string;
-      lastHealthOutput?: string | undefined;
-    },
-  ): void {
-    const { config, metrics, log } = this.deps;
-    const now = this.deps.clock.now();
-    const durationMs = now - o.startedAt;
-    const r = this.deps.store.record(view.name) ?? emptyRecord(view.name);
-    const step = resultRecorded(r, { action, result: o.result, view, signal }, now, config.policy);
-    metrics.remediations.inc({ action, result: o.result });
-    metrics.remediationDuration.observe({ action }, durationMs / 1000);
-    log.info(
-      {
-        event: 'remediation',
-        container: view.name,
-        action,
-        result: o.result,
-        durationMs,
-        attempt: r.attempts,
-        detail: o.detail,
-        alertname: signal.alertname,
-        fingerprint: signal.fingerprint,
-        source: signal.source,
-        remediationId: o.remediationId,
-      },
-      `${action} ${view.name}: ${o.result}`,
-    );
-    this.deps.store.addIncidentEvent(view.name, signal, {
-      at: now,
-      type: 'verification',
-      action,
-      result: o.result,
-      detail: o.detail,
-      remediationId: o.remediationId,
-    });
-    this.deps.store.recordRemediationResult(
-      this.deps.clock.now(),
-      o.remediationId,
-      view.name,
-      o.result as RemediationState,
-      {
-        verification: o.result,
-        detail: o.detail,
-        durationMs,
-      },
-    );
-    if (step.next === 'recovered') {
-      this.report.closeIncident(r.incidentId, 'recovered', now, o.detail);
-      this.putRecord(step.record);
-      return;
-    }
-    if (step.next === 'given_up') {
-      const max = maxAttemptsFor(view, config.policy);
-      this.giveUp(
-        step.record,
-        view,
-        signal,
-        `${r.attempts} of ${max} attempts failed; last: ${o.detail}`,
-        o.lastHealthOutput,
-      );
-      return;
-    }
-    if (step.next === 'none') {
-      // A forced action on a container already given up: it stays given up.
-      this.putRecord(step.record);
-      return;
-    }
-    if (signal.source === 'manual' || signal.source === 'schedule') {
-      // Someone asked for this action and is waiting for its result; automatic retries escalate
-      // once, when they give up.
-      this.report.escalate('verification_failed', {
-        container: view,
-        signal,
-        detail: o.detail,
-        lastHealthOutput: o.lastHealthOutput,
-      });
-    }
-    this.putRecord(step.record);
-    this.retries.schedule(view.name, action, step.retryAt);
-  }
-
-  /** Writes a record just given up (see givenUp), and tells the incident, the logs and a human. */
-  private giveUp(
-    r: ContainerRecord,
-    view: ContainerView,
-    signal: Signal,
-    detail: string | undefined,
-    lastHealthOutput?: string,
-  ): void {
-    const now = this.deps.clock.now();
-    this.retries.cancel(view.name);
-    this.putRecord(r);
-    this.deps.log.warn(
-      { event: 'given_up', container: view.name, attempts: r.attempts, detail },
-      `given up on ${view.name}`,
-    );
-    this.deps.store.addIncidentEvent(view.name, signal, {
-      at: now,
-      type: 'escalation',
-      reason: 'given_up',
-      detail,
-    });
-    const incident = r.incidentId ? this.deps.store.incident(r.incidentId) : undefined;
-    if (incident) this.deps.store.putIncident({ ...incident, status: 'given_up' });
-    this.report.escalate('given_up', { container: view, signal, detail, lastHealthOutput, incident });
-    this.report.refreshGauges();
   }
 
   private onAlertResolved(signal: Signal): void {
@@ -869,18 +452,6 @@ export class Engine {
 
   // Helpers ------------------------------------------------------------------------------------------
 
-  private hostPath() {
-    return {
-      deps: this.deps,
-      report: this.report,
-      busy: this.busy,
-      limit: this.limit,
-      ctx: this.ctx,
-      countForCircuit: (now: number) => this.countForCircuit(now),
-      handlerContext: (signal: Signal) => this.handlerContext(signal),
-    };
-  }
-
   private handlerContext(signal: Signal) {
     return {
       docker: this.deps.docker,
@@ -889,12 +460,6 @@ export class Engine {
       now: () => this.deps.clock.now(),
       params: signal.params,
     };
-  }
-
-  private stopTimeout(c: ContainerDetails): number {
-    const fromLabel = Number(c.labels[CONTAINER_LABELS.stopTimeout]);
-    if (Number.isInteger(fromLabel) && fromLabel >= 0) return fromLabel;
-    return c.stopTimeoutSec ?? this.deps.config.defaultStopTimeoutSec;
   }
 
   private countForCircuit(now: number): void {

@@ -2,29 +2,17 @@
 // logs), not on one container. Same policy as the container path (circuit breaker, dry run, one at a
 // time), and the same report; no verification, since there is no container to verify.
 import { randomUUID } from 'node:crypto';
-import type pLimit from 'p-limit';
-import { type ActionContext, type ActionHandler, accepts, reportOf } from '../actions/handler.js';
-import { decideHost, type PolicyContext } from '../core/policy.js';
+import { type ActionHandler, accepts, reportOf } from '../actions/handler.js';
+import { decideHost } from '../core/policy.js';
 import type { ActionName, RemediationResult, Signal } from '../core/types.js';
-import type { EngineDeps } from './deps.js';
-import type { Report } from './report.js';
+import type { EngineIo } from './deps.js';
 
 /** The busy key of the host path: one host action at a time. */
 const HOST_KEY = 'host:cleanup';
 
-export interface HostPath {
-  readonly deps: EngineDeps;
-  readonly report: Report;
-  readonly busy: Set<string>;
-  readonly limit: ReturnType<typeof pLimit>;
-  readonly ctx: PolicyContext;
-  readonly countForCircuit: (now: number) => void;
-  readonly handlerContext: (signal: Signal) => ActionContext;
-}
-
 /** Decides and runs a host action; returns a one-line account of what was done. */
 export async function runHostAction(
-  io: HostPath,
+  io: EngineIo,
   signal: Signal,
   action: ActionName,
   /** The registered handler; missing or not accepting a host target, the action fails as one with none. */
@@ -32,7 +20,8 @@ export async function runHostAction(
 ): Promise<{ summary: string; reclaimedBytes?: number }> {
   const handler = found && accepts(found, 'host') ? found : undefined;
   const name = handler?.name ?? action;
-  const { deps, report, busy, limit, ctx, countForCircuit, handlerContext } = io;
+  const { deps, report, busy, limit } = io;
+  const ctx = io.ctx();
   const now = deps.clock.now();
   const decision = decideHost(signal, deps.store.circuit(), busy.has(HOST_KEY), now, ctx);
   report.audit(signal, decision, 'host');
@@ -54,11 +43,11 @@ export async function runHostAction(
     container: undefined,
     action: name,
   });
-  if (signal.source !== 'manual') countForCircuit(now);
+  if (signal.source !== 'manual') io.countForCircuit(now);
   try {
     if (!handler) throw new Error(`no ${name} handler`);
     const cleaned = reportOf(
-      await limit(() => handler.run(handlerContext(signal), { kind: 'host', scope: ctx })),
+      await limit(() => handler.run(io.handlerContext(signal), { kind: 'host', scope: ctx })),
     );
     const result: RemediationResult = cleaned.ok ? 'succeeded' : 'failed';
     const durationMs = deps.clock.now() - now;

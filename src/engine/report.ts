@@ -1,6 +1,7 @@
 // Report: what the engine tells the world about a decision — the audit line, the incident's timeline,
 // a manual request's final state, the escalation to a human, and the gauges. Every stage reports
 // through it; it decides nothing and never calls the Docker engine.
+import { NO_ACTION } from '../core/actions.js';
 import { circuitIsOpen } from '../core/policy.js';
 import type { EscalationKind } from '../core/escalation.js';
 import { describeTarget } from '../core/targets.js';
@@ -57,7 +58,7 @@ export class Report {
     this.deps.store.upsertRemediation(now, signal, signal.remediationId, {
       state,
       container: undefined,
-      action: signal.action ?? 'none',
+      action: signal.action ?? NO_ACTION,
     });
     this.deps.store.updateRemediation(now, signal.remediationId, { skipReason: decision.reason, detail });
   }

@@ -1,0 +1,384 @@
+// The container path of the engine: for one container a signal names, decide (core/policy.ts, pure),
+// record the intent, run the action through its handler, verify the recovery, and record the result
+// (core/records.ts, pure), each step's state in one write to the store and its effects (log, metrics,
+// escalation, retry timer) after it. What a skip does (flapping, give-up, end of an incident) too.
+import { randomUUID } from 'node:crypto';
+import { accepts } from '../actions/handler.js';
+import { verifyRecovery } from '../actions/verify.js';
+import { NO_ACTION } from '../core/actions.js';
+import { CONTAINER_LABELS } from '../core/labels.js';
+import { decide, maxAttemptsFor } from '../core/policy.js';
+import {
+  flappingReported,
+  givenUp,
+  incidentEnded,
+  intentRecorded,
+  resultRecorded,
+  skipConsequence,
+} from '../core/records.js';
+import {
+  type ActionName,
+  type ContainerRecord,
+  type ContainerView,
+  type Decision,
+  emptyRecord,
+  type RemediationResult,
+  type Signal,
+} from '../core/types.js';
+import type { ContainerDetails } from '../docker/client.js';
+import type { Incident, RemediationState } from '../state/store.js';
+import type { EngineDeps, EngineIo } from './deps.js';
+
+const isDetails = (c: ContainerView): c is ContainerDetails => 'hasHealthCheck' in c;
+
+/** What an action's result was, as recorded: the result step's input. */
+export interface ActionResult {
+  readonly startedAt: number;
+  readonly remediationId: string;
+  readonly result: RemediationResult;
+  readonly detail: string;
+  readonly lastHealthOutput?: string | undefined;
+}
+
+export class ContainerPath {
+  private readonly deps: EngineDeps;
+
+  constructor(
+    private readonly io: EngineIo,
+    /** Resolves once an action interrupted by a restart of the service has been verified. */
+    private readonly resuming: (name: string) => Promise<void> | undefined,
+  ) {
+    this.deps = io.deps;
+  }
+
+  /** Decides and, when allowed, acts on one container; returns a one-line account of what happened. */
+  async remediateContainer(signal: Signal, action: ActionName, c: ContainerView): Promise<string> {
+    // An action interrupted by a restart of the service is verified before anything else is decided.
+    await this.resuming(c.name);
+    const now = this.deps.clock.now();
+    const record = this.deps.store.record(c.name);
+    if (record?.lastSignalId === signal.id) {
+      // A replay (after a restart of the service) of a signal whose action on this container was
+      // already started: that action was carried out or verified; it is never decided again.
+      this.deps.log.info(
+        { event: 'replay', signalId: signal.id, container: c.name, action: record.lastAction },
+        `${c.name}: this signal's ${record.lastAction ?? 'action'} was already carried out; not repeated`,
+      );
+      return `${c.name}: ${record.lastAction ?? action} already carried out for this signal`;
+    }
+    const decision = decide({
+      signal,
+      action,
+      container: c,
+      record,
+      circuit: this.deps.store.circuit(),
+      busy: this.io.busy.has(c.name),
+      now,
+      ctx: this.io.ctx(),
+    });
+    this.io.report.audit(signal, decision, c.name);
+    if (decision.verdict === 'skip') {
+      this.recordSkip(signal, decision, c, record, now);
+      this.io.report.finishManual(signal, 'skipped', decision, c.name);
+      return `${c.name}: not acted on (${decision.reason}${decision.detail ? `: ${decision.detail}` : ''})`;
+    }
+    if (decision.dryRun) {
+      this.deps.metrics.remediations.inc({ action, result: 'dry_run' });
+      this.deps.log.info(
+        { event: 'remediation', container: c.name, action, result: 'dry_run' },
+        `dry run: would ${action}`,
+      );
+      this.io.report.finishManual(signal, 'dry_run', decision, c.name);
+      return `${c.name}: dry run, would ${action}`;
+    }
+    this.io.busy.add(c.name);
+    try {
+      const result = await this.io.limit(() => this.act(signal, action, c, decision));
+      return `${c.name}: ${action} ${result}`;
+    } finally {
+      this.io.busy.delete(c.name);
+    }
+  }
+
+  /** What a skip does to the container's incident and standing state. */
+  private recordSkip(
+    signal: Signal,
+    decision: Extract<Decision, { verdict: 'skip' }>,
+    c: ContainerView,
+    record: ContainerRecord | undefined,
+    now: number,
+  ): void {
+    const consequence = skipConsequence(decision, record, c);
+    const { store } = this.deps;
+    if (consequence === 'report_flapping') {
+      // Failing again after a verified heal, with the attempts used up: the humans are told once per
+      // recovery, and the hold is an incident of its own that the next action continues.
+      const r = record ?? emptyRecord(c.name);
+      const incidentId = this.io.durably(() => {
+        const id = store.openIncident(c.name, signal, now);
+        this.io.report.addDecisionEvent(c.name, signal, decision, signal.action ?? NO_ACTION, now);
+        store.addIncidentEvent(c.name, signal, {
+          at: now,
+          type: 'escalation',
+          reason: 'flapping',
+          detail: decision.detail,
+        });
+        store.putRecord(flappingReported(r, now, id));
+        return id;
+      });
+      this.deps.log.warn(
+        { event: 'flapping', container: c.name, attempts: r.attempts, detail: decision.detail },
+        `${c.name} is flapping`,
+      );
+      this.io.report.escalate('flapping', {
+        container: c,
+        signal,
+        detail: decision.detail,
+        incident: store.incident(incidentId),
+      });
+      this.io.report.refreshGauges();
+      return;
+    }
+    const gaveUp = consequence === 'give_up' && record ? givenUp(record, now) : undefined;
+    // One write: the timeline and what the skip does to the record.
+    const incident = this.io.durably(() => {
+      // A skip that repeats the incident's last decision (a given-up container seen at every
+      // reconcile, a cooldown) adds nothing to its timeline.
+      if (record?.incidentId && this.io.report.lastDecisionOf(record.incidentId) !== decision.reason) {
+        store.addIncidentEvent(c.name, signal, {
+          at: now,
+          type: 'signal',
+          source: signal.source,
+          detail: signal.condition,
+        });
+        this.io.report.addDecisionEvent(c.name, signal, decision, signal.action ?? NO_ACTION, now);
+      }
+      if (gaveUp) return this.writeGivenUp(gaveUp, c, signal, decision.detail, now);
+      if (record && consequence === 'end_incident') {
+        // Recovered by itself (or by an action a restart of the service interrupted): the incident
+        // is over, and so is any retry scheduled for it.
+        store.putRecord(incidentEnded(record));
+        this.io.report.closeIncident(record.incidentId, 'recovered', now, decision.detail ?? 'healthy again');
+      }
+      return undefined;
+    });
+    if (gaveUp) this.announceGivenUp(gaveUp, c, signal, decision.detail, incident);
+    else if (record && consequence === 'end_incident') this.io.retries.cancel(c.name);
+  }
+
+  /** Records the intent, runs the handler, verifies, and records the result. */
+  private async act(
+    signal: Signal,
+    action: ActionName,
+    view: ContainerView,
+    decision: Decision,
+  ): Promise<RemediationResult> {
+    const { docker, config, metrics, log } = this.deps;
+    const handler = this.deps.actions.get(action);
+    if (!handler || !accepts(handler, 'container')) throw new Error(`no handler for ${action}`);
+    const startedAt = this.deps.clock.now();
+    const remediationId = signal.remediationId ?? randomUUID();
+    const before = this.deps.store.record(view.name) ?? emptyRecord(view.name);
+    const open = before.incidentId ? this.deps.store.incident(before.incidentId) : undefined;
+    // Intent first, in one write with the incident's timeline, the remediation's state and the
+    // breaker's count: if the service dies now, the action
+    // counts, the cooldown holds, and a replay of this signal verifies the action instead of repeating it.
+    const { incidentId, attempts } = this.io.durably(() => {
+      const id = this.deps.store.openIncident(view.name, signal, startedAt);
+      const intent = intentRecorded(
+        before,
+        { action, startedAt, remediationId, signalId: signal.id, incidentId: id },
+        config.policy,
+      );
+      // A new incident starts with this signal; an open one gets it added.
+      if (open && open.closedAt === undefined) {
+        this.deps.store.addIncidentEvent(view.name, signal, {
+          at: startedAt,
+          type: 'signal',
+          source: signal.source,
+          detail: signal.condition,
+        });
+      }
+      this.io.report.addDecisionEvent(view.name, signal, decision, action, startedAt);
+      this.deps.store.addIncidentEvent(view.name, signal, {
+        at: startedAt,
+        type: 'action',
+        action,
+        source: signal.source,
+        detail: `attempt ${intent.attempts}`,
+        remediationId,
+      });
+      this.deps.store.putRecord(intent);
+      this.deps.store.upsertRemediation(startedAt, signal, remediationId, {
+        state: 'running',
+        container: view.name,
+        action,
+      });
+      if (signal.source !== 'manual') this.io.countForCircuit(startedAt);
+      return { incidentId: id, attempts: intent.attempts };
+    });
+    this.io.retries.cancel(view.name);
+    metrics.inFlight.inc();
+    log.info(
+      {
+        event: 'action',
+        incidentId,
+        container: view.name,
+        action,
+        attempt: attempts,
+        source: signal.source,
+        alertname: signal.alertname,
+        fingerprint: signal.fingerprint,
+        remediationId,
+        requestedBy: signal.requestedBy,
+        reason: signal.reason,
+      },
+      `${action} ${view.name} (attempt ${attempts})`,
+    );
+
+    let result: RemediationResult = 'failed';
+    let detail = '';
+    let lastHealthOutput: string | undefined;
+    try {
+      // A container target was just inspected to resolve it; a service target was only listed.
+      const details = isDetails(view) ? view : await docker.inspect(view.id);
+      if (!details) {
+        detail = 'container no longer exists';
+      } else {
+        const outcome = await handler.run(this.io.handlerContext(signal), {
+          kind: 'container',
+          container: details,
+          stopTimeoutSec: this.stopTimeout(details),
+        });
+        detail = outcome.detail;
+        if (outcome.ok) {
+          const v = await verifyRecovery(docker, details.id, {
+            timeoutMs: config.verifyTimeoutMs,
+            graceMs: config.verifyGraceMs,
+            now: () => this.deps.clock.now(),
+          });
+          result = v.result;
+          detail = `${outcome.detail}; ${v.detail}`;
+          lastHealthOutput = v.lastHealthOutput;
+        }
+      }
+    } catch (err) {
+      detail = `docker error: ${(err as Error).message}`;
+    } finally {
+      metrics.inFlight.dec();
+    }
+    this.recordResult(signal, view, action, { startedAt, remediationId, result, detail, lastHealthOutput });
+    return result;
+  }
+
+  recordResult(signal: Signal, view: ContainerView, action: ActionName, o: ActionResult): void {
+    const { config, metrics, log } = this.deps;
+    const now = this.deps.clock.now();
+    const durationMs = now - o.startedAt;
+    const r = this.deps.store.record(view.name) ?? emptyRecord(view.name);
+    const step = resultRecorded(r, { action, result: o.result, view, signal }, now, config.policy);
+    metrics.remediations.inc({ action, result: o.result });
+    metrics.remediationDuration.observe({ action }, durationMs / 1000);
+    log.info(
+      {
+        event: 'remediation',
+        container: view.name,
+        action,
+        result: o.result,
+        durationMs,
+        attempt: r.attempts,
+        detail: o.detail,
+        alertname: signal.alertname,
+        fingerprint: signal.fingerprint,
+        source: signal.source,
+        remediationId: o.remediationId,
+      },
+      `${action} ${view.name}: ${o.result}`,
+    );
+    const max = maxAttemptsFor(view, config.policy);
+    const giveUpDetail = `${r.attempts} of ${max} attempts failed; last: ${o.detail}`;
+    // The step's state in one write: the verification on the incident's timeline, the remediation's
+    // result, the record (and, for a give-up, the incident's status). The effects follow it.
+    const incident = this.io.durably(() => {
+      this.deps.store.addIncidentEvent(view.name, signal, {
+        at: now,
+        type: 'verification',
+        action,
+        result: o.result,
+        detail: o.detail,
+        remediationId: o.remediationId,
+      });
+      this.deps.store.recordRemediationResult(now, o.remediationId, view.name, o.result as RemediationState, {
+        verification: o.result,
+        detail: o.detail,
+        durationMs,
+      });
+      if (step.next === 'given_up') return this.writeGivenUp(step.record, view, signal, giveUpDetail, now);
+      if (step.next === 'recovered') this.io.report.closeIncident(r.incidentId, 'recovered', now, o.detail);
+      this.deps.store.putRecord(step.record);
+      return undefined;
+    });
+    if (step.next === 'given_up') {
+      this.announceGivenUp(step.record, view, signal, giveUpDetail, incident, o.lastHealthOutput);
+      return;
+    }
+    // Recovered, or a forced action on a container already given up (it stays given up).
+    if (step.next !== 'retry') return;
+    if (signal.source === 'manual' || signal.source === 'schedule') {
+      // Someone asked for this action and is waiting for its result; automatic retries escalate
+      // once, when they give up.
+      this.io.report.escalate('verification_failed', {
+        container: view,
+        signal,
+        detail: o.detail,
+        lastHealthOutput: o.lastHealthOutput,
+      });
+    }
+    this.io.retries.schedule(view.name, action, step.retryAt);
+  }
+
+  /** The state of a give-up: the record, the escalation on the incident's timeline, its status. */
+  private writeGivenUp(
+    r: ContainerRecord,
+    view: ContainerView,
+    signal: Signal,
+    detail: string | undefined,
+    now: number,
+  ): Incident | undefined {
+    this.deps.store.putRecord(r);
+    this.deps.store.addIncidentEvent(view.name, signal, {
+      at: now,
+      type: 'escalation',
+      reason: 'given_up',
+      detail,
+    });
+    const incident = r.incidentId ? this.deps.store.incident(r.incidentId) : undefined;
+    if (incident) this.deps.store.putIncident({ ...incident, status: 'given_up' });
+    // The escalation names the incident as it was when the container was given up.
+    return incident;
+  }
+
+  /** The effects of a give-up once it is written: no more retries, the log, a human, the gauge. */
+  private announceGivenUp(
+    r: ContainerRecord,
+    view: ContainerView,
+    signal: Signal,
+    detail: string | undefined,
+    incident: Incident | undefined,
+    lastHealthOutput?: string,
+  ): void {
+    this.io.retries.cancel(view.name);
+    this.deps.log.warn(
+      { event: 'given_up', container: view.name, attempts: r.attempts, detail },
+      `given up on ${view.name}`,
+    );
+    this.io.report.escalate('given_up', { container: view, signal, detail, lastHealthOutput, incident });
+    this.io.report.refreshGauges();
+  }
+
+  private stopTimeout(c: ContainerDetails): number {
+    const fromLabel = Number(c.labels[CONTAINER_LABELS.stopTimeout]);
+    if (Number.isInteger(fromLabel) && fromLabel >= 0) return fromLabel;
+    return c.stopTimeoutSec ?? this.deps.config.defaultStopTimeoutSec;
+  }
+}
