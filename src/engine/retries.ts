@@ -49,7 +49,9 @@ export class RetryTimers {
   schedule(name: string, action: ActionName, at: number): void {
     if (this.stopping()) return;
     this.cancel(name);
-    const delay = Math.max(0, at - this.deps.clock.now());
+    // One more millisecond: a timer may fire up to 1 ms before `at` by the wall clock (libuv counts on
+    // a monotonic clock), and a retry run before its cooldown ends would be skipped as cooldown_active.
+    const delay = Math.max(0, at - this.deps.clock.now()) + 1;
     const t = setTimeout(() => {
       this.timers.delete(name);
       const r = this.deps.store.record(name);
