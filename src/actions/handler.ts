@@ -16,10 +16,36 @@ export interface ActionContext {
   readonly params: Readonly<Record<string, string>>;
 }
 
-/** What an action can be run on: one inspected container, or the host within the service's scope. */
+/** A container of a Compose project the policy keeps an action off, and why (reported, untouched). */
+export interface Untouched {
+  readonly name: string;
+  readonly reason: string;
+}
+
+/**
+ * What an action can be run on: one inspected container, a whole Compose project (the containers the
+ * policy lets it touch, inspected, and the ones it must leave alone), or the host within the scope.
+ */
 export type ActionTarget =
   | { readonly kind: 'container'; readonly container: ContainerDetails; readonly stopTimeoutSec: number }
+  | {
+      readonly kind: 'compose_project';
+      readonly project: string;
+      readonly containers: ReadonlyArray<ContainerDetails>;
+      readonly untouched: ReadonlyArray<Untouched>;
+      /** A container's stop timeout: its autoheal.stop.timeout label, its own, or the default. */
+      readonly stopTimeoutSec: (c: ContainerDetails) => number;
+    }
   | { readonly kind: 'host'; readonly scope: ScopeContext };
+
+/** One step of an action on several containers (restart_stack), for the audit and the escalation. */
+export interface ActionStep {
+  readonly container: string;
+  readonly action: string;
+  readonly result: 'succeeded' | 'failed' | 'timed_out' | 'skipped';
+  readonly at: number;
+  readonly detail: string;
+}
 
 export type { TargetKind } from '../core/targets.js';
 
@@ -38,6 +64,24 @@ export interface ActionOutcome {
   readonly startedAfter?: number;
   /** What a host action freed; the engine reports it instead of verifying a container. */
   readonly report?: CleanupReport;
+  /** What an action on several containers did, in order (restart_stack); it verified each itself. */
+  readonly steps?: ReadonlyArray<ActionStep> | undefined;
+  /** The container verification looks at when the action replaced the one it was given (recreate). */
+  readonly verifyId?: string | undefined;
+  /**
+   * Keeps or undoes what the action did, once verification has a verdict (recreate: removes the old
+   * container when the new one is healthy, else puts the old one back and starts it). Returns a line
+   * for the audit; never throws.
+   */
+  readonly settle?: ((verified: boolean) => Promise<string>) | undefined;
+}
+
+/** What an action left half done when the service died, as its resume() found and settled it. */
+export interface ResumeOutcome {
+  readonly detail: string;
+  /** The container to verify now; the one that has the name when not given. */
+  readonly verifyId?: string | undefined;
+  readonly settle?: ((verified: boolean) => Promise<string>) | undefined;
 }
 
 export interface ActionHandler {
@@ -45,6 +89,12 @@ export interface ActionHandler {
   /** The kinds of target it acts on: the engine runs it on no other (see accepts()). */
   readonly targets: ReadonlyArray<TargetKind>;
   run(ctx: ActionContext, target: ActionTarget): Promise<ActionOutcome>;
+  /**
+   * After a crash of the service during this action on the container `name`: finishes or rolls back
+   * what it finds (recreate: an old container renamed aside) and says what to verify. Without it, the
+   * container of that name is verified as it is. Never starts the action again.
+   */
+  resume?(ctx: ActionContext, name: string): Promise<ResumeOutcome>;
 }
 
 /**

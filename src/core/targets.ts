@@ -14,9 +14,10 @@ import type { ContainerView, TargetSelector } from './types.js';
 
 /**
  * What an action runs on once a selector is resolved: containers (a container, a Compose service and a
- * Compose project all name containers), a Swarm service, or the host.
+ * Compose project all name containers, each acted on alone), a Compose project as a whole (its
+ * containers in dependency order: restart_stack), a Swarm service, or the host.
  */
-export type TargetKind = 'container' | 'swarm_service' | 'host';
+export type TargetKind = 'container' | 'compose_project' | 'swarm_service' | 'host';
 
 /** The kind of target a selector resolves to; `none` names nothing. */
 export function kindOf(t: TargetSelector): TargetKind | undefined {
@@ -34,8 +35,23 @@ export function kindOf(t: TargetSelector): TargetKind | undefined {
   }
 }
 
+/**
+ * The kinds a selector can be acted on as, the first preferred: a Compose project is one target to an
+ * action on whole projects (restart_stack) and its containers, one by one, to any other.
+ */
+export function kindsOf(t: TargetSelector): ReadonlyArray<TargetKind> {
+  if (t.kind === 'project') return ['compose_project', 'container'];
+  const kind = kindOf(t);
+  return kind === undefined ? [] : [kind];
+}
+
+/** The kind an action acts on this selector as, or undefined when it acts on no kind of it. */
+export const actedOnAs = (targets: ReadonlyArray<TargetKind>, t: TargetSelector): TargetKind | undefined =>
+  kindsOf(t).find((k) => targets.includes(k));
+
 const KIND_WORDS: Record<TargetKind, string> = {
   container: 'containers',
+  compose_project: 'a whole Compose project (project:NAME)',
   swarm_service: 'Swarm services',
   host: 'the host',
 };
@@ -176,7 +192,7 @@ export function selectTarget(
       detail: `${action} needs a target: ${TARGET_GRAMMAR.replace(/ or host$/, '')}`,
     };
   }
-  if (kind === undefined || !spec.targets.includes(kind)) {
+  if (actedOnAs(spec.targets, named) === undefined) {
     const on = spec.targets.map((k) => KIND_WORDS[k]).join(' and ');
     return {
       ok: false,

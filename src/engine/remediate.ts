@@ -252,7 +252,8 @@ export class ContainerPath {
         });
         detail = outcome.detail;
         if (outcome.ok) {
-          const v = await verifyRecovery(docker, details.id, {
+          // A recreate hands over the new container's id: that is the one to prove healthy.
+          const v = await verifyRecovery(docker, outcome.verifyId ?? details.id, {
             timeoutMs: config.verifyTimeoutMs,
             graceMs: config.verifyGraceMs,
             now: () => this.deps.clock.now(),
@@ -260,6 +261,7 @@ export class ContainerPath {
           result = v.result;
           detail = `${outcome.detail}; ${v.detail}`;
           lastHealthOutput = v.lastHealthOutput;
+          if (outcome.settle) detail = `${detail}; ${await outcome.settle(result === 'succeeded')}`;
         }
       }
     } catch (err) {

@@ -99,6 +99,9 @@ export class Resumption {
       const intent = this.deps.store.record(name)?.inFlight;
       if (!intent) return;
       try {
+        // An action with steps of its own (recreate) first finishes or rolls back what it left.
+        const handler = this.deps.actions.get(intent.action);
+        const left = handler?.resume ? await handler.resume(this.io.handlerContext(signal), name) : undefined;
         // By name from one listing: a name read back from the state is never taken as an id prefix.
         const found = await lookupContainer(docker, name);
         const details = found.ok ? found.containers[0] : undefined;
@@ -106,7 +109,7 @@ export class Resumption {
         let detail = found.ok ? 'container no longer exists' : found.detail;
         let lastHealthOutput: string | undefined;
         if (details) {
-          const v = await verifyRecovery(docker, details.id, {
+          const v = await verifyRecovery(docker, left?.verifyId ?? details.id, {
             timeoutMs: config.verifyTimeoutMs,
             graceMs: config.verifyGraceMs,
             now: () => this.deps.clock.now(),
@@ -115,6 +118,8 @@ export class Resumption {
           detail = v.detail;
           lastHealthOutput = v.lastHealthOutput;
         }
+        if (left) detail = `${left.detail}; ${detail}`;
+        if (left?.settle) detail = `${detail}; ${await left.settle(result === 'succeeded')}`;
         const view: ContainerView = details ?? { id: '', name, labels: {}, state: 'unknown', health: 'none' };
         this.path.recordResult(signal, view, intent.action, {
           startedAt: intent.startedAt,
