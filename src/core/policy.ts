@@ -148,22 +148,43 @@ export function recordAction(
   return { next: { actionTimes, openUntil: c.openUntil }, opened: false };
 }
 
+/**
+ * Whether the service may act on this container at all, whatever the signal: in scope and not its own,
+ * not protected, the action allowed by its autoheal.actions label, not paused. decide() starts here;
+ * an action that touches several containers (restart_stack) asks it of each.
+ */
+export function mayTouch(
+  c: ContainerView,
+  action: ActionName,
+  r: ContainerRecord | undefined,
+  now: number,
+  ctx: ScopeContext,
+): Extract<Decision, { verdict: 'skip' }> | undefined {
+  const scope = checkScope(c, ctx);
+  if (!scope.ok) return { verdict: 'skip', reason: scope.reason, detail: scope.detail };
+  if (c.labels[CONTAINER_LABELS.protect] === 'true')
+    return { verdict: 'skip', reason: 'protected', detail: `${CONTAINER_LABELS.protect}=true` };
+  const allowed = allowedActions(c);
+  if (allowed && !allowed.has(action)) {
+    return {
+      verdict: 'skip',
+      reason: 'action_not_allowed',
+      detail: `${CONTAINER_LABELS.actions}=${[...allowed].join(',')}`,
+    };
+  }
+  const paused = pausedUntil(c, r);
+  if (paused !== undefined && paused > now)
+    return { verdict: 'skip', reason: 'paused', detail: `paused until ${new Date(paused).toISOString()}` };
+  return undefined;
+}
+
 /** The decision for one action on one container. */
 export function decide(i: DecideInput): Decision {
   const { signal, action, container: c, record: r, now, ctx } = i;
   const automatic = AUTOMATIC.has(signal.source);
 
-  const scope = checkScope(c, ctx);
-  if (!scope.ok) return skip(scope.reason, scope.detail);
-  if (c.labels[CONTAINER_LABELS.protect] === 'true')
-    return skip('protected', `${CONTAINER_LABELS.protect}=true`);
-  const allowed = allowedActions(c);
-  if (allowed && !allowed.has(action)) {
-    return skip('action_not_allowed', `${CONTAINER_LABELS.actions}=${[...allowed].join(',')}`);
-  }
-  const paused = pausedUntil(c, r);
-  if (paused !== undefined && paused > now)
-    return skip('paused', `paused until ${new Date(paused).toISOString()}`);
+  const untouchable = mayTouch(c, action, r, now, ctx);
+  if (untouchable) return untouchable;
   if (i.busy || r?.inFlight) return skip('in_progress', `${r?.inFlight?.action ?? 'an action'} is running`);
 
   if (automatic && r?.stoppedByOperator && c.state !== 'running') {
@@ -226,7 +247,10 @@ export function decide(i: DecideInput): Decision {
   return { verdict: 'act', reason: 'ok', action, dryRun: false };
 }
 
-/** Decisions about a host-wide action (cleanup): no container scope, but the breaker and dry run apply. */
+/**
+ * Decisions about an action on a whole (the host: cleanup; a Compose project: restart_stack): the
+ * breaker and dry run apply here, the container scope to each container it touches (mayTouch).
+ */
 export function decideHost(
   signal: Signal,
   circuit: CircuitView,
@@ -234,7 +258,7 @@ export function decideHost(
   now: number,
   ctx: PolicyContext,
 ): Decision {
-  if (busy) return skip('in_progress', 'a cleanup is running');
+  if (busy) return skip('in_progress', `${signal.action ?? 'an action'} is running`);
   if (!signal.force && AUTOMATIC.has(signal.source) && circuitIsOpen(circuit, now)) {
     return skip(
       'circuit_open',

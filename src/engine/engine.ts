@@ -14,7 +14,7 @@ import type { EscalationKind } from '../core/escalation.js';
 import { deferDelayMs, isTransientError, MAX_TRIES_OF_A_FAULTY_SIGNAL } from '../core/pending.js';
 import { admit, type PolicyContext, recordAction } from '../core/policy.js';
 import { incidentEnded, observed, resetRecord } from '../core/records.js';
-import { describeTarget, kindOf, type TargetResolution } from '../core/targets.js';
+import { actedOnAs, describeTarget, kindOf, type TargetResolution } from '../core/targets.js';
 import {
   type ContainerRecord,
   type ContainerView,
@@ -31,6 +31,7 @@ import { acceptSignals } from './intake.js';
 import { ContainerPath } from './remediate.js';
 import { Report } from './report.js';
 import { Resumption } from './resume.js';
+import { runStackAction } from './stack-path.js';
 import { RetryTimers } from './retries.js';
 
 export type { EngineDeps } from './deps.js';
@@ -390,8 +391,16 @@ export class Engine {
     const action = admitted.action;
     // A host target, or an action that acts on the host as a whole (cleanup), takes the host path;
     // every other one names containers.
+    const handler = this.deps.actions.get(action);
     if (kindOf(signal.target) === 'host' || hostOnly(this.deps.actions, action))
-      return runHostAction(this.io, signal, action, this.deps.actions.get(action));
+      return runHostAction(this.io, signal, action, handler);
+    // A Compose project is one target to an action on whole projects (restart_stack).
+    if (
+      signal.target.kind === 'project' &&
+      handler &&
+      actedOnAs(handler.targets, signal.target) === 'compose_project'
+    )
+      return runStackAction(this.io, signal, action, signal.target.project, handler);
 
     const found = await this.resolveTargets(signal);
     if (!found.ok) {

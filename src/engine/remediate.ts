@@ -31,6 +31,13 @@ import type { EngineDeps, EngineIo } from './deps.js';
 
 const isDetails = (c: ContainerView): c is ContainerDetails => 'hasHealthCheck' in c;
 
+/** A container's stop timeout: its autoheal.stop.timeout label, else its own, else the default. */
+export function stopTimeoutOf(c: ContainerDetails, defaultSec: number): number {
+  const fromLabel = Number(c.labels[CONTAINER_LABELS.stopTimeout]);
+  if (Number.isInteger(fromLabel) && fromLabel >= 0) return fromLabel;
+  return c.stopTimeoutSec ?? defaultSec;
+}
+
 /** What an action's result was, as recorded: the result step's input. */
 export interface ActionResult {
   readonly startedAt: number;
@@ -248,7 +255,7 @@ export class ContainerPath {
         const outcome = await handler.run(this.io.handlerContext(signal), {
           kind: 'container',
           container: details,
-          stopTimeoutSec: this.stopTimeout(details),
+          stopTimeoutSec: stopTimeoutOf(details, this.deps.config.defaultStopTimeoutSec),
         });
         detail = outcome.detail;
         if (outcome.ok) {
@@ -376,11 +383,5 @@ export class ContainerPath {
     );
     this.io.report.escalate('given_up', { container: view, signal, detail, lastHealthOutput, incident });
     this.io.report.refreshGauges();
-  }
-
-  private stopTimeout(c: ContainerDetails): number {
-    const fromLabel = Number(c.labels[CONTAINER_LABELS.stopTimeout]);
-    if (Number.isInteger(fromLabel) && fromLabel >= 0) return fromLabel;
-    return c.stopTimeoutSec ?? this.deps.config.defaultStopTimeoutSec;
   }
 }
