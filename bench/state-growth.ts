@@ -62,6 +62,9 @@ const stubDocker: DockerClient = {
   remove: async () => ({ removed: false, reclaimedBytes: 0 }),
   prune: async (kind) => ({ kind, deleted: [], reclaimedBytes: 0 }),
   events: async function* () {},
+  definition: async () => undefined,
+  create: async () => ({ refused: 'no_such_image', detail: 'the benchmark stub creates nothing' }),
+  rename: async () => 'gone',
 };
 
 const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;

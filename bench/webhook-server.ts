@@ -24,6 +24,9 @@ const stubDocker: DockerClient = {
   remove: async () => ({ removed: false, reclaimedBytes: 0 }),
   prune: async (kind) => ({ kind, deleted: [], reclaimedBytes: 0 }),
   events: async function* () {},
+  definition: async () => undefined,
+  create: async () => ({ refused: 'no_such_image', detail: 'the benchmark stub creates nothing' }),
+  rename: async () => 'gone',
 };
 
 async function main() {

@@ -2,7 +2,9 @@
 // file plus one line here. The engine is handed a registry (EngineDeps.actions); it imports none.
 import { cleanupAction } from './cleanup.js';
 import type { ActionHandler, ActionRegistry } from './handler.js';
+import { recreateAction } from './recreate.js';
 import { restartAction } from './restart.js';
+import { restartStackAction } from './restart-stack.js';
 import { stopStartAction } from './stop-start.js';
 
 /** A registry of the given handlers, keyed by their names. */
@@ -14,5 +16,7 @@ export function defaultActions(): ActionRegistry {
     restartAction, // container: docker restart with the stop timeout
     stopStartAction, // container: stop (kill when stuck), then start
     cleanupAction, // host: remove stopped containers, prune, truncate oversized logs
+    recreateAction, // container: re-created from its definition, the old one kept aside until verified
+    restartStackAction, // compose_project: every container in depends_on order, each layer verified first
   ]);
 }

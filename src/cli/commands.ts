@@ -56,6 +56,21 @@ export const COMMANDS: readonly Command[] = [
     run: (ctx, [target]) => remediate(ctx, 'stop_start', target),
   },
   {
+    name: 'recreate',
+    synopsis: '<target>',
+    summary: 're-create a container from its definition (the old one kept until the new one is verified)',
+    expects: { count: 1, what: TARGET },
+    run: (ctx, [target]) => remediate(ctx, 'recreate', target),
+  },
+  {
+    name: 'restart-stack',
+    synopsis: '<project>',
+    summary: 'restart a whole Compose project in depends_on order, each layer healthy before the next',
+    expects: { count: 1, what: 'one Compose project name' },
+    run: (ctx, [project]) =>
+      remediate(ctx, 'restart_stack', project?.startsWith('project:') ? project : `project:${project}`),
+  },
+  {
     name: 'cleanup',
     synopsis: '',
     summary: 'free disk space on the host (prune, oversized logs) and wait',

@@ -90,3 +90,9 @@ export function checkSwarmService(text: string): NameCheck {
     detail: `${quoteInput(text)} is not a Swarm service name: up to ${MAX_SWARM_SERVICE} letters, digits, "-" or "_", starting and ending with a letter or digit`,
   };
 }
+
+/** What a recreate renames the old container to while the new one is verified (recreate.ts, resume). */
+const ASIDE_SUFFIX = '-autoheal-replaced';
+export const asideName = (name: string): string => `${name}${ASIDE_SUFFIX}`;
+/** A container a recreate put aside: no action and no watcher signal touches it; the recreate settles it. */
+export const isAside = (name: string): boolean => name.endsWith(ASIDE_SUFFIX);

@@ -2,6 +2,7 @@
 // Each "no" carries its reason; the engine logs and counts every decision under it.
 import { type ActionCatalog, type ActionName, hostOnly, NO_ACTION } from './actions.js';
 import { parseDuration } from './duration.js';
+import { isAside } from './names.js';
 import { CONTAINER_LABELS } from './labels.js';
 import { checkScope, type ScopeContext } from './scope.js';
 import type { ContainerRecord, ContainerView, Decision, Signal } from './types.js';
@@ -162,6 +163,8 @@ export function mayTouch(
 ): Extract<Decision, { verdict: 'skip' }> | undefined {
   const scope = checkScope(c, ctx);
   if (!scope.ok) return { verdict: 'skip', reason: scope.reason, detail: scope.detail };
+  // The old container of a recreate under verification: the recreate keeps it or puts it back.
+  if (isAside(c.name)) return { verdict: 'skip', reason: 'in_progress', detail: 'put aside by a recreate' };
   if (c.labels[CONTAINER_LABELS.protect] === 'true')
     return { verdict: 'skip', reason: 'protected', detail: `${CONTAINER_LABELS.protect}=true` };
   const allowed = allowedActions(c);

@@ -8,6 +8,8 @@ export interface ContainerSummary extends ContainerView {
   readonly image: string;
   readonly status: string;
   readonly created: number;
+  /** HostConfig.NetworkMode as the listing gives it (`container:ID` for one in another's namespace). */
+  readonly networkMode?: string | undefined;
 }
 
 export interface ContainerDetails extends ContainerView {
@@ -20,7 +22,30 @@ export interface ContainerDetails extends ContainerView {
   readonly hasHealthCheck: boolean;
   readonly logPath?: string | undefined;
   readonly lastHealthOutput?: string | undefined;
+  /** HostConfig.NetworkMode: `none`, `bridge`, a network's name, `container:ID` (another's namespace). */
+  readonly networkMode?: string | undefined;
 }
+
+/**
+ * A container's create body rebuilt from its inspect (definition()), for create(): the engine's own
+ * shapes, passed through as they are. Only the network mode is read and changed outside the client
+ * (a container in another's namespace is re-created against that one's new id).
+ */
+export interface ContainerDefinition {
+  readonly image: string;
+  readonly networkMode: string;
+  /** Config's fields (Image, Cmd, Entrypoint, Env, Labels, Healthcheck, …) without the engine's own Hostname. */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** HostConfig as inspect gave it (mounts, restart policy, resources, …). */
+  readonly hostConfig: Readonly<Record<string, unknown>>;
+  /** The networks it is attached to, by name, without the per-container runtime fields. */
+  readonly endpoints: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+}
+
+/** What create() did: the new container's id, or why the engine refused (no throw for these two). */
+export type CreateOutcome =
+  | { readonly id: string }
+  | { readonly refused: 'no_such_image' | 'name_in_use'; readonly detail: string };
 
 export interface DockerEvent {
   readonly action: string;
@@ -63,8 +88,13 @@ export interface DockerClient {
   stop(id: string, stopTimeoutSec: number): Promise<StopOutcome>;
   start(id: string): Promise<StartOutcome>;
   kill(id: string): Promise<'killed' | 'not_running' | 'gone'>;
-  /** Removes a stopped container; reports the bytes its writable layer held. */
-  remove(id: string): Promise<{ removed: boolean; reclaimedBytes: number }>;
+  /** Removes a stopped container (a running one too with force); reports the bytes its writable layer held. */
+  remove(id: string, opts?: { force?: boolean }): Promise<{ removed: boolean; reclaimedBytes: number }>;
+  /** The body that would create this container again; undefined when it does not exist. */
+  definition(id: string): Promise<ContainerDefinition | undefined>;
+  /** Creates (does not start) a container of this name from a definition. */
+  create(name: string, definition: ContainerDefinition): Promise<CreateOutcome>;
+  rename(id: string, newName: string): Promise<'renamed' | 'gone' | 'name_in_use'>;
   prune(kind: PruneKind, filters: PruneFilters): Promise<PruneReport>;
   /** Container events, parsed line by line, until the signal aborts or the stream ends. */
   events(opts: { since?: number; signal: AbortSignal }): AsyncIterable<DockerEvent>;

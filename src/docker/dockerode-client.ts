@@ -8,11 +8,13 @@ import https from 'node:https';
 import { createInterface } from 'node:readline';
 import { addAbortSignal } from 'node:stream';
 import Docker from 'dockerode';
-import { quoteInput } from '../core/names.js';
+import { parseContainerRef, quoteInput } from '../core/names.js';
 import type { HealthStatus } from '../core/types.js';
 import {
+  type ContainerDefinition,
   type ContainerDetails,
   type ContainerSummary,
+  type CreateOutcome,
   type DockerClient,
   type DockerEvent,
   InvalidReferenceError,
@@ -221,6 +223,8 @@ export class DockerodeClient implements DockerClient {
       status: c.Status,
       health: c.State === 'running' ? parseHealth(c.Status) : 'none',
       created: c.Created * 1000,
+      // Listed, so that who runs in another's namespace is known without inspecting every container.
+      networkMode: c.HostConfig?.NetworkMode || undefined,
     }));
   }
 
@@ -249,6 +253,7 @@ export class DockerodeClient implements DockerClient {
         oomKilled: c.State.OOMKilled,
         restartCount: c.RestartCount,
         restartPolicy: c.HostConfig.RestartPolicy?.Name || 'no',
+        networkMode: c.HostConfig.NetworkMode || undefined,
         stopTimeoutSec: typeof stopTimeout === 'number' ? stopTimeout : undefined,
         logPath: c.LogPath || undefined,
         // A check cut short by a restart logs an empty output; the last real one says more.
@@ -314,7 +319,10 @@ export class DockerodeClient implements DockerClient {
     }
   }
 
-  async remove(id: string): Promise<{ removed: boolean; reclaimedBytes: number }> {
+  async remove(
+    id: string,
+    opts: { force?: boolean } = {},
+  ): Promise<{ removed: boolean; reclaimedBytes: number }> {
     const c = this.container(id);
     try {
       const info = (await c.inspect({
@@ -323,10 +331,85 @@ export class DockerodeClient implements DockerClient {
       } as Docker.ContainerInspectOptions)) as {
         SizeRw?: number;
       };
-      await c.remove({ v: false, abortSignal: this.signal(30_000) } as { v: boolean });
+      await c.remove({ v: false, force: opts.force === true, abortSignal: this.signal(30_000) } as {
+        v: boolean;
+      });
       return { removed: true, reclaimedBytes: info.SizeRw ?? 0 };
     } catch (err) {
       if (isNotFound(err)) return { removed: false, reclaimedBytes: 0 };
+      throw err;
+    }
+  }
+
+  async definition(id: string): Promise<ContainerDefinition | undefined> {
+    try {
+      const c = await this.container(id).inspect({
+        abortSignal: this.signal(),
+      } as Docker.ContainerInspectOptions);
+      return definitionOf(c);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async create(name: string, d: ContainerDefinition): Promise<CreateOutcome> {
+    const ref = parseContainerRef(name);
+    if (!ref.ok) throw new InvalidReferenceError(ref.detail);
+    const sharesNamespace = d.networkMode.startsWith('container:');
+    const config: Record<string, unknown> = { ...d.config, Image: d.image };
+    // The engine refuses a hostname of one's own in another container's namespace.
+    if (sharesNamespace) delete config.Hostname;
+    // Engines before API 1.44 take one network at create; the others are connected before the start.
+    const networks = sharesNamespace ? [] : Object.entries(d.endpoints);
+    const first = networks.find(([n]) => n === d.networkMode) ?? networks[0];
+    const body = {
+      ...config,
+      HostConfig: { ...d.hostConfig, NetworkMode: d.networkMode },
+      NetworkingConfig: { EndpointsConfig: first ? { [first[0]]: first[1] } : {} },
+    };
+    let created: Docker.Container;
+    try {
+      // _query and _body keep the definition (its Env may hold secrets) out of the URL.
+      created = await this.docker.createContainer({
+        _query: { name: ref.value },
+        _body: body,
+        abortSignal: this.signal(),
+      } as unknown as Docker.ContainerCreateOptions);
+    } catch (err) {
+      const code = statusOf(err);
+      const detail = (err as Error).message;
+      if (code === 404) return { refused: 'no_such_image', detail: `no such image ${quoteInput(d.image)}` };
+      if (code === 409) return { refused: 'name_in_use', detail };
+      throw err;
+    }
+    for (const [network, endpoint] of networks) {
+      if (network === first?.[0]) continue;
+      try {
+        await this.docker.getNetwork(pathSegment(network)).connect({
+          Container: created.id,
+          EndpointConfig: endpoint,
+          abortSignal: this.signal(),
+        } as Docker.NetworkConnectOptions);
+      } catch (err) {
+        // A half-made container is not left behind: the caller sees the engine's error.
+        await this.remove(created.id, { force: true }).catch(() => undefined);
+        throw err;
+      }
+    }
+    return { id: created.id };
+  }
+
+  async rename(id: string, newName: string): Promise<'renamed' | 'gone' | 'name_in_use'> {
+    const ref = parseContainerRef(newName);
+    if (!ref.ok) throw new InvalidReferenceError(ref.detail);
+    try {
+      await this.container(id).rename({ name: ref.value, abortSignal: this.signal() });
+      return 'renamed';
+    } catch (err) {
+      const code = statusOf(err);
+      if (code === 404) return 'gone';
+      if (code === 409) return 'name_in_use';
       throw err;
     }
   }
@@ -399,6 +482,57 @@ export class DockerodeClient implements DockerClient {
       stream.destroy();
     }
   }
+}
+
+/** Endpoint fields the engine fills in for a running container; a create body carries none of them. */
+const ENDPOINT_CONFIG = ['IPAMConfig', 'Links', 'Aliases', 'DriverOpts', 'GwPriority'] as const;
+
+/**
+ * The create body of a container rebuilt from its inspect: Config as it is (less a Hostname the engine
+ * derived from the id, as watchtower does, so the new container gets its own), HostConfig as it is,
+ * and each network's endpoint settings without its addresses and ids (the engine assigns new ones).
+ */
+export function definitionOf(c: Docker.ContainerInspectInfo): ContainerDefinition {
+  const { Hostname, ...config } = c.Config as unknown as Record<string, unknown> & { Hostname?: string };
+  const shortId = c.Id.slice(0, 12);
+  if (Hostname && !c.Id.startsWith(Hostname)) config.Hostname = Hostname;
+  const endpoints: Record<string, Record<string, unknown>> = {};
+  for (const [name, ep] of Object.entries(c.NetworkSettings?.Networks ?? {})) {
+    const kept: Record<string, unknown> = {};
+    for (const key of ENDPOINT_CONFIG) {
+      const v = (ep as unknown as Record<string, unknown>)[key];
+      if (v !== undefined && v !== null) kept[key] = v;
+    }
+    // The engine adds the short id as an alias on user networks; the new container gets its own.
+    if (Array.isArray(kept.Aliases)) kept.Aliases = kept.Aliases.filter((a) => a !== shortId);
+    endpoints[name] = kept;
+  }
+  const hostConfig = { ...(c.HostConfig as unknown as Record<string, unknown>) };
+  const kept = keptVolumes(c);
+  if (kept.length) hostConfig.Binds = [...((hostConfig.Binds as string[] | null) ?? []), ...kept];
+  return {
+    image: c.Config.Image,
+    networkMode: String(hostConfig.NetworkMode ?? 'default'),
+    config,
+    hostConfig,
+    endpoints,
+  };
+}
+
+/**
+ * The anonymous volumes of a container (a VOLUME of its image, a `-v /path`) as binds of their names:
+ * created again, it would get empty new ones; docker compose keeps them across a recreate the same way.
+ */
+function keptVolumes(c: Docker.ContainerInspectInfo): string[] {
+  const declared = new Set(Object.keys(c.Config.Volumes ?? {}));
+  const host = c.HostConfig as { Binds?: string[] | null; Mounts?: Array<{ Target?: string }> | null };
+  const given = new Set([
+    ...(host.Binds ?? []).map((b) => b.split(':')[1]),
+    ...(host.Mounts ?? []).map((m) => m.Target),
+  ]);
+  return (c.Mounts ?? [])
+    .filter((m) => m.Type === 'volume' && m.Name && declared.has(m.Destination) && !given.has(m.Destination))
+    .map((m) => `${m.Name}:${m.Destination}${m.RW ? '' : ':ro'}`);
 }
 
 /** One line of the engine's event stream; undefined for a line that is not a container event. */

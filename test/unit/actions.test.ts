@@ -82,36 +82,35 @@ async function finished(store: Store, id: string) {
   }
 }
 
-t.test(
-  'the default registry lists restart, stop_start and cleanup with the target kinds they accept',
-  async (t) => {
-    const actions = defaultActions();
-    t.same(
-      [...actions.values()].map((h) => [h.name, h.targets]),
-      [
-        ['restart', ['container']],
-        ['stop_start', ['container']],
-        ['cleanup', ['host']],
-      ],
-    );
-    for (const [name, h] of actions) t.equal(name, h.name, `${name} is registered under its own name`);
-    const ctx = {
-      docker: new FakeDocker(),
-      config: testConfig(),
-      log: createLogger({ level: 'silent', file: '' }),
-      now: Date.now,
-      params: {},
-    };
-    const host = {
-      kind: 'host' as const,
-      scope: { scope: ctx.config.scope, composeProject: undefined, selfContainerId: undefined },
-    };
-    t.same(await actions.get('restart')?.run(ctx, host), {
-      ok: false,
-      detail: 'restart does not act on a host',
-    });
-  },
-);
+t.test('the default registry lists its actions with the target kinds they accept', async (t) => {
+  const actions = defaultActions();
+  t.same(
+    [...actions.values()].map((h) => [h.name, h.targets]),
+    [
+      ['restart', ['container']],
+      ['stop_start', ['container']],
+      ['cleanup', ['host']],
+      ['recreate', ['container']],
+      ['restart_stack', ['compose_project']],
+    ],
+  );
+  for (const [name, h] of actions) t.equal(name, h.name, `${name} is registered under its own name`);
+  const ctx = {
+    docker: new FakeDocker(),
+    config: testConfig(),
+    log: createLogger({ level: 'silent', file: '' }),
+    now: Date.now,
+    params: {},
+  };
+  const host = {
+    kind: 'host' as const,
+    scope: { scope: ctx.config.scope, composeProject: undefined, selfContainerId: undefined },
+  };
+  t.same(await actions.get('restart')?.run(ctx, host), {
+    ok: false,
+    detail: 'restart does not act on a host',
+  });
+});
 
 t.test('an engine handed its own registry runs the fake action and verifies the container', async (t) => {
   const runs: string[] = [];

@@ -7,6 +7,7 @@ import {
   decide,
   decideHost,
   effectiveAttempts,
+  mayTouch,
   type PolicyContext,
   recordAction,
   shouldGiveUp,
@@ -407,4 +408,28 @@ t.test('effective attempts reset STABLE_PERIOD after a verified recovery', async
     2,
     'never while an action runs',
   );
+});
+
+t.test('mayTouch: what no signal may act on, whatever it asks', async (t) => {
+  const labelled = { 'autoheal.enable': 'true' };
+  const cases: Array<[string, Partial<ContainerView>, string, string | undefined]> = [
+    ['in scope', { labels: labelled }, 'restart', undefined],
+    ['out of scope', { labels: {} }, 'restart', 'not_in_scope'],
+    ['protected', { labels: { ...labelled, 'autoheal.protect': 'true' } }, 'restart', 'protected'],
+    [
+      'action not allowed',
+      { labels: { ...labelled, 'autoheal.actions': 'restart' } },
+      'recreate',
+      'action_not_allowed',
+    ],
+    [
+      'the old container of a recreate',
+      { name: 'web-autoheal-replaced', labels: labelled },
+      'restart',
+      'in_progress',
+    ],
+  ];
+  for (const [what, c, action, want] of cases) {
+    t.equal(mayTouch(containerView(c), action, undefined, NOW, ctx)?.reason, want, what);
+  }
 });
