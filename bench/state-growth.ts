@@ -18,17 +18,16 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config.js';
-import type { DockerClient } from '../src/docker/client.js';
 import { createMetrics } from '../src/metrics.js';
 import { buildService } from '../src/service.js';
 import { PRUNE_INTERVAL_MS, Store } from '../src/state/store.js';
 import { ManualClock } from '../test/fixtures/clock.js';
+import { alertGroupPayload, BENCH_TOKEN, stubDocker } from './common.js';
 
 const N = Number(process.env.N ?? 50_000);
 const DAYS = Number(process.env.DAYS ?? 30);
 const REQUESTS = Number(process.env.REQUESTS ?? Math.round(N / 5));
 const PER_REQUEST = 10;
-const TOKEN = 'bench-token-0123456789abcdef';
 const START = Date.UTC(2026, 0, 1);
 const END = START + DAYS * 24 * 3600 * 1000;
 
@@ -51,22 +50,6 @@ interface OpenResult {
   entries: Record<string, number>;
 }
 
-const stubDocker: DockerClient = {
-  ping: async () => undefined,
-  listContainers: async () => [],
-  inspect: async () => undefined,
-  restart: async () => 'gone',
-  stop: async () => 'gone',
-  start: async () => 'gone',
-  kill: async () => 'gone',
-  remove: async () => ({ removed: false, reclaimedBytes: 0 }),
-  prune: async (kind) => ({ kind, deleted: [], reclaimedBytes: 0 }),
-  events: async function* () {},
-  definition: async () => undefined,
-  create: async () => ({ refused: 'no_such_image', detail: 'the benchmark stub creates nothing' }),
-  rename: async () => 'gone',
-};
-
 const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 
 function rss(): number {
@@ -80,43 +63,20 @@ function stateFiles(dir: string): Record<string, number> {
   return out;
 }
 
-function payload(seq: number, at: number) {
-  return {
-    version: '4',
-    receiver: 'autoheal',
-    status: 'firing',
-    groupKey: '{}/{remediation=~".+"}:{alertname="ContainerUnhealthy"}',
-    groupLabels: { alertname: 'ContainerUnhealthy' },
-    commonLabels: { alertname: 'ContainerUnhealthy', severity: 'warning', remediation: 'restart' },
-    commonAnnotations: {},
-    externalURL: 'http://alertmanager:9093',
-    truncatedAlerts: 0,
-    alerts: Array.from({ length: PER_REQUEST }, (_, i) => ({
-      status: 'firing',
-      labels: {
-        alertname: 'ContainerUnhealthy',
-        container: `web-${(seq * PER_REQUEST + i) % 500}`,
-        service: 'web',
-        project: 'shop',
-        instance: 'autoheal:9095',
-        job: 'autoheal',
-        severity: 'warning',
-        remediation: 'restart',
-      },
-      annotations: {
-        summary: 'Container is unhealthy',
-        description: 'The health check has failed for 30s; AutoHeal-Nexus will restart it.',
-      },
-      startsAt: new Date(at).toISOString(),
-      endsAt: '0001-01-01T00:00:00Z',
-      generatorURL: 'http://prometheus:9090/graph?g0.expr=autoheal_container_healthy+%3D%3D+0',
-      fingerprint: `${seq.toString(16).padStart(8, '0')}${i.toString(16).padStart(8, '0')}`,
-    })),
-  };
-}
+/** A group of new alerts over 500 containers, each alert firing at `at` (simulated time). */
+const payload = (seq: number, at: number) =>
+  alertGroupPayload(seq, {
+    size: PER_REQUEST,
+    container: (i) => `web-${(seq * PER_REQUEST + i) % 500}`,
+    annotations: () => ({
+      summary: 'Container is unhealthy',
+      description: 'The health check has failed for 30s; AutoHeal-Nexus will restart it.',
+    }),
+    startsAt: new Date(at).toISOString(),
+  });
 
 async function feed(variant: Variant, dir: string): Promise<FeedResult> {
-  const config = loadConfig({ WEBHOOK_TOKEN: TOKEN, DATA_DIR: dir, LOG_FILE: '', LOG_LEVEL: 'silent' });
+  const config = loadConfig({ WEBHOOK_TOKEN: BENCH_TOKEN, DATA_DIR: dir, LOG_FILE: '', LOG_LEVEL: 'silent' });
   const log = pino({ level: 'silent' });
   const clock = new ManualClock(START);
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
@@ -137,7 +97,7 @@ async function feed(variant: Variant, dir: string): Promise<FeedResult> {
       method: 'POST',
       url: '/webhooks/alertmanager',
       payload: payload(b, clock.now()),
-      headers: { authorization: `Bearer ${TOKEN}` },
+      headers: { authorization: `Bearer ${BENCH_TOKEN}` },
     });
     if (res.statusCode !== 200) throw new Error(`webhook answered ${res.statusCode}: ${res.body}`);
     // Manual requests spread evenly over the alerts.

@@ -8,26 +8,8 @@ import { join } from 'node:path';
 import Fastify from 'fastify';
 import pino from 'pino';
 import { loadConfig } from '../src/config.js';
-import type { DockerClient } from '../src/docker/client.js';
 import { buildService } from '../src/service.js';
-
-export const BENCH_TOKEN = 'bench-token-0123456789abcdef';
-
-const stubDocker: DockerClient = {
-  ping: async () => undefined,
-  listContainers: async () => [],
-  inspect: async () => undefined,
-  restart: async () => 'gone',
-  stop: async () => 'gone',
-  start: async () => 'gone',
-  kill: async () => 'gone',
-  remove: async () => ({ removed: false, reclaimedBytes: 0 }),
-  prune: async (kind) => ({ kind, deleted: [], reclaimedBytes: 0 }),
-  events: async function* () {},
-  definition: async () => undefined,
-  create: async () => ({ refused: 'no_such_image', detail: 'the benchmark stub creates nothing' }),
-  rename: async () => 'gone',
-};
+import { BENCH_TOKEN, stubDocker } from './common.js';
 
 async function main() {
   const [mode = 'service', portText = '0'] = process.argv.slice(2);

@@ -5,45 +5,22 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { createServer } from 'node:net';
 import autocannon from 'autocannon';
+import { alertGroupPayload, BENCH_TOKEN } from './common.js';
 
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 8);
-const TOKEN = 'bench-token-0123456789abcdef';
 
-function payload(seq: number) {
-  return {
-    version: '4',
-    receiver: 'autoheal',
-    status: 'firing',
-    groupKey: '{}/{remediation=~".+"}:{alertname="ContainerUnhealthy"}',
-    groupLabels: { alertname: 'ContainerUnhealthy' },
-    commonLabels: { alertname: 'ContainerUnhealthy', severity: 'warning', remediation: 'restart' },
-    commonAnnotations: {},
-    externalURL: 'http://alertmanager:9093',
-    truncatedAlerts: 0,
-    alerts: Array.from({ length: 10 }, (_, i) => ({
-      status: 'firing',
-      labels: {
-        alertname: 'ContainerUnhealthy',
-        container: `web-${i}`,
-        service: 'web',
-        project: 'shop',
-        instance: 'autoheal:9095',
-        job: 'autoheal',
-        severity: 'warning',
-        remediation: 'restart',
-      },
-      annotations: {
-        summary: `Container web-${i} is unhealthy`,
-        description: `The health check of web-${i} has failed for 30s; AutoHeal-Nexus will restart it.`,
-        runbook_url: 'https://example.invalid/docs/runbooks.md#containerunhealthy',
-      },
-      startsAt: new Date(Date.UTC(2026, 10, 28, 0, 0, seq % 60)).toISOString(),
-      endsAt: '0001-01-01T00:00:00Z',
-      generatorURL: 'http://prometheus:9090/graph?g0.expr=autoheal_container_healthy+%3D%3D+0',
-      fingerprint: `${seq.toString(16).padStart(8, '0')}${i.toString(16).padStart(8, '0')}`,
-    })),
-  };
-}
+/** A group of 10 new alerts, each naming its own container (web-0 … web-9). */
+const payload = (seq: number) =>
+  alertGroupPayload(seq, {
+    size: 10,
+    container: (i) => `web-${i}`,
+    annotations: (container) => ({
+      summary: `Container ${container} is unhealthy`,
+      description: `The health check of ${container} has failed for 30s; AutoHeal-Nexus will restart it.`,
+      runbook_url: 'https://example.invalid/docs/runbooks.md#containerunhealthy',
+    }),
+    startsAt: new Date(Date.UTC(2026, 10, 28, 0, 0, seq % 60)).toISOString(),
+  });
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -83,7 +60,7 @@ async function load(
   const r = await autocannon({
     url: `http://127.0.0.1:${port}/webhooks/alertmanager`,
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_TOKEN}` },
     connections: opts.connections,
     duration: opts.durationS ?? DURATION_S,
     overallRate: opts.rate,

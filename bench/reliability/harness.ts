@@ -12,7 +12,14 @@ import type Docker from 'dockerode';
 import { EnvSchema } from '../../src/config.js';
 import { CONTAINER_LABELS } from '../../src/core/labels.js';
 import { ADMIN_TOKEN, amPayload, WEBHOOK_TOKEN } from '../../test/fixtures/app.js';
-import { BROKEN, docker as mainDocker, TEST_IMAGE } from '../../test/fixtures/docker.js';
+import {
+  BROKEN,
+  createTestContainer,
+  docker as mainDocker,
+  TEST_IMAGE,
+  type TestContainer,
+  waitForHealth,
+} from '../../test/fixtures/docker.js';
 import { TEST_LABEL } from '../../test/fixtures/labels.js';
 import { type RunningService, startService } from '../../test/fixtures/service.js';
 
@@ -36,7 +43,10 @@ export interface Scenario {
   run(ctx: Ctx): Promise<void>;
 }
 
-/** What a scenario gets: checks to record, a cleanup stack, and a step label for timeouts. */
+/**
+ * What a scenario gets: checks to record, a step label for timeouts, and what it starts (directories,
+ * mounts, services, containers), each undone by the cleanup stack, last made first.
+ */
 export class Ctx {
   readonly checks: Check[] = [];
   private readonly cleanups: Array<() => unknown> = [];
@@ -57,6 +67,73 @@ export class Ctx {
   say(text: string): void {
     this.step = text;
     log(`  · ${text}`);
+  }
+
+  /** A fresh directory under /tmp, removed (after any mount in it is gone) in cleanup. */
+  tmpDir(prefix: string): string {
+    const dir = mkdtempSync(`/tmp/ahrel-${prefix}-`);
+    this.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  }
+
+  /** Mounts a tmpfs (unmounted in cleanup, before its directory is removed). */
+  async mountTmpfs(path: string, options: string): Promise<void> {
+    await run('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', path]);
+    this.teardown(() => run('umount', ['-l', path]).catch(() => undefined));
+  }
+
+  /** Starts the real service (node --import tsx src/server.ts) via the test fixture; killed in cleanup. */
+  startSvc(env: Record<string, string>, dir: string): Promise<RunningService> {
+    return startService(this, { ...BASE_ENV, ...env }, dir);
+  }
+
+  /**
+   * A started test container of this run on the main engine (labelled so the service may heal it),
+   * once its health check says `health`: the service then starts against a container in a known state.
+   */
+  async testContainer(
+    prefix: string,
+    o: { labels?: Record<string, string>; cmd?: string[]; health?: 'healthy' | 'unhealthy' } = {},
+  ): Promise<TestContainer> {
+    const c = await createTestContainer(this, {
+      name: uniq(prefix),
+      labels: labelsFor(o.labels),
+      cmd: o.cmd,
+    });
+    await waitForHealth(c.name, o.health ?? 'healthy', 30_000);
+    return c;
+  }
+
+  /** Like poll, but a timeout throws (the scenario fails at this step). */
+  async waitUntil<T>(
+    what: string,
+    fn: () => T | undefined | false | Promise<T | undefined | false>,
+    timeoutMs: number,
+    everyMs = 100,
+  ): Promise<T> {
+    this.step = `waiting for ${what}`;
+    const v = await poll(fn, timeoutMs, everyMs);
+    if (v === undefined)
+      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
+    return v;
+  }
+
+  /** Waits until a remediation of the container has its result in the audit log (the step fails if not). */
+  resultRecorded(
+    svc: RunningService,
+    container: string,
+    what = 'the restart to be verified',
+  ): Promise<Record<string, unknown>> {
+    return this.waitUntil(what, () => remediationResult(svc, container), 45_000, 200);
+  }
+
+  /** Records that the service never exited; `onExit` says what to show when it did. */
+  checkNeverExited(
+    promise: string,
+    svc: RunningService,
+    onExit: (svc: RunningService) => string = () => 'exited',
+  ): void {
+    this.check(promise, isAlive(svc), isAlive(svc) ? 'up throughout' : onExit(svc));
   }
 
   async cleanup(): Promise<void> {
@@ -119,19 +196,6 @@ export async function runScenario(s: Scenario): Promise<{ checks: Check[]; ms: n
 }
 
 // Files and directories -----------------------------------------------------------------------------
-
-/** A fresh directory under /tmp, removed (after any mount in it is gone) in cleanup. */
-export function tmpDir(ctx: Ctx, prefix: string): string {
-  const dir = mkdtempSync(`/tmp/ahrel-${prefix}-`);
-  ctx.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** Mounts a tmpfs (unmounted in cleanup, before its directory is removed). */
-export async function mountTmpfs(ctx: Ctx, path: string, options: string): Promise<void> {
-  await run('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', path]);
-  ctx.teardown(() => run('umount', ['-l', path]).catch(() => undefined));
-}
 
 export function dirBytes(path: string): number {
   if (!existsSync(path)) return 0;
@@ -237,12 +301,16 @@ export const BASE_ENV: Record<string, string> = {
   SHUTDOWN_GRACE: '30',
 };
 
-/** Starts the real service (node --import tsx src/server.ts) via the test fixture; killed in cleanup. */
-export async function startSvc(ctx: Ctx, env: Record<string, string>, dir: string): Promise<RunningService> {
-  return startService(ctx, { ...BASE_ENV, ...env }, dir);
-}
-
 export const isAlive = (svc: RunningService) => svc.proc.exitCode === null && svc.proc.signalCode === null;
+
+/** The first line of the service's own output that matches, with its pino message ('' when none). */
+export function outputLine(
+  svc: RunningService,
+  matches: (line: string) => boolean,
+): { line: string | undefined; msg: string } {
+  const line = svc.output().split('\n').find(matches);
+  return { line, msg: line ? String((JSON.parse(line) as { msg?: string }).msg ?? '') : '' };
+}
 
 export interface HttpResult {
   status: number;
@@ -279,6 +347,14 @@ export function postAlerts(url: string, alerts: AlertSpec[], token = WEBHOOK_TOK
   });
 }
 
+/** An alert asking to restart one container, as the shipped rules send it. */
+export const restartAlert = (
+  container: string,
+  fingerprint: string,
+  startsAt?: string,
+  alertname = 'ContainerUnhealthy',
+): AlertSpec => ({ labels: { alertname, container, remediation: 'restart' }, fingerprint, startsAt });
+
 /** Calls the admin API with the admin token. */
 export function admin(
   url: string,
@@ -298,6 +374,22 @@ export function admin(
   });
 }
 
+/** A forced manual restart through the admin API; `id` is the request's, when it was accepted (202). */
+export async function forceRestart(
+  url: string,
+  target: string,
+  reason: string,
+): Promise<{ res: HttpResult; id: string | undefined }> {
+  const res = await admin(url, 'POST', '/remediations', { target, action: 'restart', force: true, reason });
+  return { res, id: res.status === 202 ? (JSON.parse(res.body) as { id: string }).id : undefined };
+}
+
+/** The state of a manual request as the admin API reports it, or the HTTP status when it does not. */
+export async function requestState(url: string, id: string): Promise<string> {
+  const r = await admin(url, 'GET', `/remediations/${id}`);
+  return r.status === 200 ? (JSON.parse(r.body) as { state: string }).state : String(r.status);
+}
+
 /** Polls until fn returns a value (not undefined/false) or the time is up (then undefined). */
 export async function poll<T>(
   fn: () => T | undefined | false | Promise<T | undefined | false>,
@@ -315,21 +407,6 @@ export async function poll<T>(
     if (Date.now() > end) return undefined;
     await sleep(everyMs);
   }
-}
-
-/** Like poll, but a timeout throws (the scenario fails at this step). */
-export async function waitUntil<T>(
-  ctx: Ctx,
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs: number,
-  everyMs = 100,
-): Promise<T> {
-  ctx.step = `waiting for ${what}`;
-  const v = await poll(fn, timeoutMs, everyMs);
-  if (v === undefined)
-    throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
-  return v;
 }
 
 // Containers and engine events -----------------------------------------------------------------------
@@ -540,6 +617,14 @@ export async function metricValue(
   }
   return found ? sum : Number.NaN;
 }
+
+/** Decisions in the service's audit log (see decisions). */
+export const decisionsOf = (svc: RunningService, match: Parameters<typeof decisions>[1]) =>
+  decisions(auditLines(svc.logFile), match);
+
+/** The audit line of a remediation of the container that carries its result, after a time. */
+export const remediationResult = (svc: RunningService, container: string, sinceMs = 0) =>
+  linesOf(auditLines(svc.logFile), 'remediation', { container }, sinceMs).find((l) => l.result);
 
 /** Audit lines of one kind after a time. */
 export function linesOf(

@@ -9,22 +9,16 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createTestContainer, waitForHealth } from '../../../test/fixtures/docker.js';
 import {
-  auditLines,
   containerRecord,
-  decisions,
-  labelsFor,
-  linesOf,
+  decisionsOf,
+  outputLine,
   poll,
   postAlerts,
   readState,
+  restartAlert,
   type Scenario,
   sleep,
-  startSvc,
-  tmpDir,
-  uniq,
-  waitUntil,
 } from '../harness.js';
 
 const KEPT = ['containers', 'dedup', 'incidents', 'remediations', 'inbox'];
@@ -52,25 +46,14 @@ export const corruptState: Scenario = {
   title: 'a bad line in the middle of the journal: valid entries kept, the skip reported (defect 4)',
   timeoutMs: 120_000,
   async run(ctx) {
-    const dir = tmpDir(ctx, 'corrupt');
+    const dir = ctx.tmpDir('corrupt');
     const dataDir = `${dir}/data`;
     const env = { WATCHER_HEAL: 'false', RESTART_COOLDOWN: '600' };
-    const c = await createTestContainer(ctx, { name: uniq('corr'), labels: labelsFor() });
-    await waitForHealth(c.name, 'healthy', 30_000);
-    const s1 = await startSvc(ctx, env, dir);
-    const alert = {
-      labels: { alertname: 'ContainerUnhealthy', container: c.name, remediation: 'restart' },
-      fingerprint: 'corrupt-1',
-      startsAt: '2026-11-28T03:00:00Z',
-    };
+    const c = await ctx.testContainer('corr');
+    const s1 = await ctx.startSvc(env, dir);
+    const alert = restartAlert(c.name, 'corrupt-1', '2026-11-28T03:00:00Z');
     if ((await postAlerts(s1.url, [alert])).status !== 200) throw new Error('the alert was not accepted');
-    await waitUntil(
-      ctx,
-      'the restart to be verified',
-      () => linesOf(auditLines(s1.logFile), 'remediation', { container: c.name }).find((l) => l.result),
-      45_000,
-      200,
-    );
+    await ctx.resultRecorded(s1, c.name);
     await sleep(500);
     await s1.kill('SIGTERM');
 
@@ -86,7 +69,7 @@ export const corruptState: Scenario = {
     ctx.say(`bad line inserted at line ${badLine} of ${lines.length + 1}`);
 
     const s2At = Date.now();
-    const s2 = await startSvc(ctx, env, dir);
+    const s2 = await ctx.startSvc(env, dir);
     const { state: got, from } = recovered(dataDir, s2At);
     let want = 0;
     let kept = 0;
@@ -105,16 +88,13 @@ export const corruptState: Scenario = {
     const attemptsBefore = containerRecord(expected, c.name)?.attempts;
     const attemptsAfter = containerRecord(got, c.name)?.attempts;
     // The skip, in the second process's own output: a warning or error naming the line.
-    const reportLine = s2
-      .output()
-      .split('\n')
-      .find(
-        (l) =>
-          /"level":"(warn|error|fatal)"/.test(l) &&
-          (new RegExp(`line[^0-9\\n]{0,4}${badLine}\\b`).test(l) ||
-            new RegExp(`"skippedLines":\\[[^\\]]*\\b${badLine}\\b`).test(l)),
-      );
-    const msg = reportLine ? String((JSON.parse(reportLine) as { msg?: string }).msg ?? '') : '';
+    const { line: reportLine, msg } = outputLine(
+      s2,
+      (l) =>
+        /"level":"(warn|error|fatal)"/.test(l) &&
+        (new RegExp(`line[^0-9\\n]{0,4}${badLine}\\b`).test(l) ||
+          new RegExp(`"skippedLines":\\[[^\\]]*\\b${badLine}\\b`).test(l)),
+    );
     ctx.check(
       'corrupt journal: every valid entry is kept',
       want > 0 && kept === want && lost.length === 0 && attemptsAfter === attemptsBefore,
@@ -130,13 +110,9 @@ export const corruptState: Scenario = {
 
     // The kept de-duplication key and cooldown at work: the re-sent alert is a duplicate.
     await postAlerts(s2.url, [alert]);
-    await poll(
-      () => decisions(auditLines(s2.logFile), { fingerprint: 'corrupt-1', sinceMs: s2At }).length > 0,
-      10_000,
-    );
-    const reasons = decisions(auditLines(s2.logFile), { fingerprint: 'corrupt-1', sinceMs: s2At }).map((l) =>
-      String(l.reason),
-    );
+    const resent = { fingerprint: 'corrupt-1', sinceMs: s2At };
+    await poll(() => decisionsOf(s2, resent).length > 0, 10_000);
+    const reasons = decisionsOf(s2, resent).map((l) => String(l.reason));
     ctx.check(
       'corrupt journal: the service runs on the kept state',
       reasons.length > 0 && reasons.every((r) => r === 'duplicate'),

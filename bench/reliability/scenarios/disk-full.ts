@@ -11,24 +11,16 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
-import { createTestContainer, waitForHealth } from '../../../test/fixtures/docker.js';
 import {
-  auditLines,
   containerRecord,
-  decisions,
+  decisionsOf,
   EventFollower,
-  labelsFor,
-  linesOf,
-  mountTmpfs,
   poll,
   postAlerts,
   readState,
+  restartAlert,
   type Scenario,
   sleep,
-  startSvc,
-  tmpDir,
-  uniq,
-  waitUntil,
 } from '../harness.js';
 
 /** Fills the file system of `path` with a file until it refuses one more byte. */
@@ -99,28 +91,21 @@ export const diskFull: Scenario = {
   timeoutMs: 180_000,
   async run(ctx) {
     const events = await EventFollower.start(ctx);
-    const dir = tmpDir(ctx, 'disk');
+    const dir = ctx.tmpDir('disk');
     const dataDir = `${dir}/data`;
     mkdirSync(dataDir);
-    await mountTmpfs(ctx, dataDir, 'size=64k');
+    await ctx.mountTmpfs(dataDir, 'size=64k');
     // A long cooldown: after the restart of the service it must still hold.
     const env = { WATCHER_HEAL: 'false', RESTART_COOLDOWN: '600' };
-    const c = await createTestContainer(ctx, { name: uniq('disk'), labels: labelsFor() });
-    await waitForHealth(c.name, 'healthy', 30_000);
+    const c = await ctx.testContainer('disk');
     const t0 = Date.now();
-    const s1 = await startSvc(ctx, env, dir);
-    const labels = { alertname: 'ContainerUnhealthy', container: c.name, remediation: 'restart' };
-    const first = { labels, fingerprint: 'disk-first', startsAt: '2026-11-28T02:00:00Z' };
+    const s1 = await ctx.startSvc(env, dir);
+    const first = restartAlert(c.name, 'disk-first', '2026-11-28T02:00:00Z');
+    const { labels } = first;
     ctx.say('one alert acted on (attempt 1, cooldown 600 s, a de-duplication key)');
     const r0 = await postAlerts(s1.url, [first]);
     if (r0.status !== 200) throw new Error(`the first alert got ${r0.status}`);
-    await waitUntil(
-      ctx,
-      'the restart to be verified',
-      () => linesOf(auditLines(s1.logFile), 'remediation', { container: c.name }).find((l) => l.result),
-      45_000,
-      200,
-    );
+    await ctx.resultRecorded(s1, c.name);
     await sleep(500);
 
     ctx.say('filling the tmpfs');
@@ -162,12 +147,12 @@ export const diskFull: Scenario = {
     // The service goes on after the space is back: new lines land after anything torn before.
     const later = { labels, fingerprint: 'disk-later', startsAt: '2026-11-28T02:03:00Z' };
     await postAlerts(s1.url, [later]);
-    await poll(() => decisions(auditLines(s1.logFile), { fingerprint: 'disk-later' }).length > 0, 15_000);
+    await poll(() => decisionsOf(s1, { fingerprint: 'disk-later' }).length > 0, 15_000);
     await sleep(500);
     const before = containerRecord(readState(dataDir), c.name);
     await s1.kill('SIGTERM');
     const s2At = Date.now();
-    const s2 = await startSvc(ctx, env, dir);
+    const s2 = await ctx.startSvc(env, dir);
     const after = readState(dataDir);
     const rec = containerRecord(after, c.name);
     const aside = readdirSync(dataDir).filter((f) => f.includes('corrupt'));
@@ -187,12 +172,9 @@ export const diskFull: Scenario = {
         },
       ]);
     }
-    await poll(
-      () => decisions(auditLines(s2.logFile), { container: c.name, sinceMs: s2At }).length >= 2,
-      20_000,
-    );
+    await poll(() => decisionsOf(s2, { container: c.name, sinceMs: s2At }).length >= 2, 20_000);
     await sleep(2000);
-    const ds = decisions(auditLines(s2.logFile), { sinceMs: s2At });
+    const ds = decisionsOf(s2, { sinceMs: s2At });
     const firstDs = ds.filter((l) => l.fingerprint === 'disk-first').map((l) => String(l.reason));
     const bigDs = ackedAgain
       ? ds.filter((l) => l.fingerprint === ackedAgain.fingerprint).map((l) => String(l.reason))

@@ -3,28 +3,21 @@
 // the durable state does not grow.
 import { Pool } from 'undici';
 import { amPayload } from '../../../test/fixtures/app.js';
-import { createTestContainer, waitForHealth } from '../../../test/fixtures/docker.js';
 import { freePort } from '../../../test/fixtures/service.js';
 import { heapAfterGcMb, Inspector } from '../cdp.js';
 import {
   auditBytes,
-  auditLines,
   dirBytes,
   EventFollower,
   hasSetting,
   kb,
-  labelsFor,
-  linesOf,
   mb,
   postAlerts,
+  restartAlert,
   rssMb,
   type Scenario,
   sleep,
-  startSvc,
-  tmpDir,
-  uniq,
   WEBHOOK_TOKEN,
-  waitUntil,
 } from '../harness.js';
 
 const N = Number(process.env.RELIABILITY_DUPLICATES ?? 100_000);
@@ -72,14 +65,12 @@ export const duplicates: Scenario = {
   timeoutMs: 300_000,
   async run(ctx) {
     const events = await EventFollower.start(ctx);
-    const dir = tmpDir(ctx, 'dup');
+    const dir = ctx.tmpDir('dup');
     const dataDir = `${dir}/data`;
-    const c = await createTestContainer(ctx, { name: uniq('dup'), labels: labelsFor() });
-    await waitForHealth(c.name, 'healthy', 30_000);
+    const c = await ctx.testContainer('dup');
     const t0 = Date.now();
     const inspectPort = await freePort();
-    const svc = await startSvc(
-      ctx,
+    const svc = await ctx.startSvc(
       {
         // The inspector only to collect garbage before each heap reading; no breakpoint is set.
         NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}`,
@@ -92,25 +83,11 @@ export const duplicates: Scenario = {
       },
       dir,
     );
-    const alert = {
-      labels: {
-        alertname: 'ContainerUnhealthy',
-        container: c.name,
-        remediation: 'restart',
-        severity: 'warning',
-      },
-      fingerprint: 'dup-1',
-      startsAt: '2026-11-28T04:00:00Z',
-    };
+    const restart = restartAlert(c.name, 'dup-1', '2026-11-28T04:00:00Z');
+    const alert = { ...restart, labels: { ...restart.labels, severity: 'warning' } };
     const r0 = await postAlerts(svc.url, [alert]);
     if (r0.status !== 200) throw new Error(`the first alert got ${r0.status}`);
-    await waitUntil(
-      ctx,
-      'the first restart to be verified',
-      () => linesOf(auditLines(svc.logFile), 'remediation', { container: c.name }).find((l) => l.result),
-      45_000,
-      200,
-    );
+    await ctx.resultRecorded(svc, c.name, 'the first restart to be verified');
     await sleep(1000);
     const insp = await Inspector.connect(inspectPort);
     ctx.teardown(() => insp.close());

@@ -7,7 +7,7 @@ import {
   auditLines,
   containerRecord,
   createOn,
-  decisions,
+  decisionsOf,
   execOn,
   healthOn,
   http,
@@ -17,12 +17,10 @@ import {
   poll,
   postAlerts,
   readState,
+  restartAlert,
   type Scenario,
   sleep,
-  startSvc,
-  tmpDir,
   uniq,
-  waitUntil,
 } from '../harness.js';
 
 export const engineRestart: Scenario = {
@@ -34,20 +32,17 @@ export const engineRestart: Scenario = {
     ctx.say('starting a private dockerd');
     const d2 = await startSecondDockerd(ctx);
     const c = await createOn(ctx, d2.docker, { name: uniq('eng'), restartPolicy: 'always' });
-    await waitUntil(
-      ctx,
+    await ctx.waitUntil(
       'the container healthy',
       async () => (await healthOn(d2.docker, c.name)) === 'healthy',
       30_000,
     );
-    const dir = tmpDir(ctx, 'eng');
-    const svc = await startSvc(
-      ctx,
+    const dir = ctx.tmpDir('eng');
+    const svc = await ctx.startSvc(
       { DOCKER_HOST: d2.host, WATCHER_HEAL: 'true', WATCHDOG_INTERVAL: '2' },
       dir,
     );
-    await waitUntil(
-      ctx,
+    await ctx.waitUntil(
       'the watcher connected',
       async () => (await metricValue(svc.url, 'autoheal_docker_connected')) === 1,
       20_000,
@@ -61,11 +56,7 @@ export const engineRestart: Scenario = {
       250,
     );
     const fingerprint = `eng-${c.name}`;
-    const alert = {
-      labels: { alertname: 'ContainerDown', container: c.name, remediation: 'restart' },
-      fingerprint,
-      startsAt: '2026-11-28T01:00:00Z',
-    };
+    const alert = restartAlert(c.name, fingerprint, '2026-11-28T01:00:00Z', 'ContainerDown');
     const whileDown = await postAlerts(svc.url, [alert]);
     await sleep(3000);
     const hz = await http(`${svc.url}/healthz`);
@@ -96,14 +87,14 @@ export const engineRestart: Scenario = {
     const retry = whileDown.status === 200 ? undefined : await postAlerts(svc.url, [alert]);
     const decided = await poll(
       () => {
-        const d = decisions(auditLines(svc.logFile), { fingerprint }).filter((l) => l.reason !== 'duplicate');
+        const d = decisionsOf(svc, { fingerprint }).filter((l) => l.reason !== 'duplicate');
         return d.length ? d : undefined;
       },
       90_000,
       250,
     );
     await sleep(2000);
-    const all = decisions(auditLines(svc.logFile), { fingerprint }).filter((l) => l.reason !== 'duplicate');
+    const all = decisionsOf(svc, { fingerprint }).filter((l) => l.reason !== 'duplicate');
     const early = all.filter((l) => Date.parse(String(l.time)) < upFrom);
     const reasons = all.map(
       (l) => `${l.reason}${Date.parse(String(l.time)) < upFrom ? ' (while down)' : ''}`,
@@ -119,14 +110,12 @@ export const engineRestart: Scenario = {
     );
 
     ctx.say('breaking the container after the engine came back');
-    await waitUntil(
-      ctx,
+    await ctx.waitUntil(
       'the container healthy again',
       async () => (await healthOn(d2.docker, c.name)) === 'healthy',
       60_000,
     );
-    await waitUntil(
-      ctx,
+    await ctx.waitUntil(
       'no action in flight',
       () => !containerRecord(readState(`${dir}/data`), c.name)?.inFlight,
       60_000,
@@ -150,11 +139,7 @@ export const engineRestart: Scenario = {
         ? `${String(healed.action)} ${String(healed.result)} ${((Date.parse(String(healed.time)) - brokeAt) / 1000).toFixed(1)} s after it broke; now ${health}`
         : `no successful remediation in 60 s; now ${health}`,
     );
-    ctx.check(
-      'the service never exited',
-      isAlive(svc),
-      isAlive(svc) ? 'up throughout' : `exited: ${svc.output().slice(-300)}`,
-    );
+    ctx.checkNeverExited('the service never exited', svc, (s) => `exited: ${s.output().slice(-300)}`);
     await svc.kill('SIGTERM');
   },
 };

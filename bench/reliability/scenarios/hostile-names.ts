@@ -6,25 +6,20 @@
 // the host's DNS server; `../localhost:1/x` takes the same path and stays on loopback.
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createTestContainer, waitForHealth } from '../../../test/fixtures/docker.js';
+import type { RunningService } from '../../../test/fixtures/service.js';
 import {
   ADMIN_TOKEN,
   admin,
-  auditLines,
-  decisions,
+  decisionsOf,
   EventFollower,
   http,
   isAlive,
-  labelsFor,
+  poll,
   postAlerts,
+  restartAlert,
   type Scenario,
   sleep,
-  startSvc,
-  tmpDir,
-  uniq,
-  poll,
 } from '../harness.js';
-import type { RunningService } from '../../../test/fixtures/service.js';
 
 export const hostileNames: Scenario = {
   name: 'hostile-names',
@@ -41,20 +36,19 @@ export const hostileNames: Scenario = {
     ctx.teardown(() => new Promise<void>((r) => listener.close(() => r())));
     const lport = (listener.address() as AddressInfo).port;
 
-    const dir = tmpDir(ctx, 'names');
-    const r = await createTestContainer(ctx, { name: uniq('name'), labels: labelsFor() });
-    await waitForHealth(r.name, 'healthy', 30_000);
+    const dir = ctx.tmpDir('names');
+    const r = await ctx.testContainer('name');
     const t0 = Date.now();
     // A crash is recorded against the input that caused it, and the service is started again (same
     // state) so that every input is measured.
-    let svc: RunningService = await startSvc(ctx, { WATCHER_HEAL: 'false' }, dir);
+    let svc: RunningService = await ctx.startSvc({ WATCHER_HEAL: 'false' }, dir);
     const crashes: string[] = [];
     const afterEach = async (what: string) => {
       await sleep(300);
       if (isAlive(svc)) return '';
       const why = svc.output().match(/(Error|ENOTFOUND|ECONNREFUSED)[^\n"]{0,60}/)?.[0] ?? 'no error line';
       crashes.push(`${what}: ${why}`);
-      svc = await startSvc(ctx, { WATCHER_HEAL: 'false' }, dir);
+      svc = await ctx.startSvc({ WATCHER_HEAL: 'false' }, dir);
       return ' CRASH';
     };
     const prefix2 = r.id.slice(0, 2);
@@ -115,11 +109,9 @@ export const hostileNames: Scenario = {
     for (const [i, t] of alertTargets.entries()) {
       const since = Date.now();
       const fingerprint = `hostile-${i}`;
-      const wh = await postAlerts(svc.url, [
-        { labels: { alertname: 'ContainerUnhealthy', container: t, remediation: 'restart' }, fingerprint },
-      ]);
+      const wh = await postAlerts(svc.url, [restartAlert(t, fingerprint)]);
       const d = await poll(
-        () => !isAlive(svc) || decisions(auditLines(svc.logFile), { fingerprint, sinceMs: since })[0],
+        () => !isAlive(svc) || decisionsOf(svc, { fingerprint, sinceMs: since })[0],
         10_000,
         100,
       );

@@ -6,28 +6,24 @@
 //   result:   the result is written, the inbox mark is not (paused on the write of the mark).
 // After a restart of the service the container's restarts are counted from the engine's events: one
 // per signal, never two. What the disk held at the kill is read back to show the point was reached.
-import { createTestContainer, waitForHealth } from '../../../test/fixtures/docker.js';
+import { waitForHealth } from '../../../test/fixtures/docker.js';
 import { freePort } from '../../../test/fixtures/service.js';
 import { armWriteBreakpoint, Inspector, reEscape } from '../cdp.js';
 import {
-  admin,
-  auditLines,
   type Ctx,
   containerCmd,
   containerRecord,
-  decisions,
+  decisionsOf,
   EventFollower,
+  forceRestart,
   inboxIdsMentioning,
-  labelsFor,
   poll,
   postAlerts,
   readState,
+  requestState,
+  restartAlert,
   type Scenario,
   sleep,
-  startSvc,
-  tmpDir,
-  uniq,
-  waitUntil,
 } from '../harness.js';
 
 type Point = 'accepted' | 'intent' | 'result';
@@ -42,19 +38,18 @@ const POINT_TEXT: Record<Point, string> = {
 async function killCase(ctx: Ctx, events: EventFollower, point: Point, via: Via): Promise<void> {
   const label = `${via === 'alert' ? 'alert' : 'forced manual restart'}, kill -9 ${POINT_TEXT[point]}`;
   ctx.say(label);
-  const dir = tmpDir(ctx, `k9-${point}`);
+  const dir = ctx.tmpDir(`k9-${point}`);
   const dataDir = `${dir}/data`;
   const env = { WATCHER_HEAL: 'false', RESTART_COOLDOWN: '1' };
-  const c = await createTestContainer(ctx, {
-    name: uniq(`k9${point.slice(0, 3)}`),
-    labels: labelsFor({ 'autoheal.stop.timeout': '3' }),
-    cmd: containerCmd({ slowStop: true, brokenAtFirstStart: via === 'alert' }),
-  });
   const t0 = Date.now() - 1000;
-  await waitForHealth(c.name, via === 'alert' ? 'unhealthy' : 'healthy', 30_000);
+  const c = await ctx.testContainer(`k9${point.slice(0, 3)}`, {
+    labels: { 'autoheal.stop.timeout': '3' },
+    cmd: containerCmd({ slowStop: true, brokenAtFirstStart: via === 'alert' }),
+    health: via === 'alert' ? 'unhealthy' : 'healthy',
+  });
 
   const inspectPort = await freePort();
-  const s1 = await startSvc(ctx, { ...env, NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}` }, dir);
+  const s1 = await ctx.startSvc({ ...env, NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}` }, dir);
   const insp = await Inspector.connect(inspectPort);
   ctx.teardown(() => insp.close());
   let killedAt = 0;
@@ -74,32 +69,22 @@ async function killCase(ctx: Ctx, events: EventFollower, point: Point, via: Via)
     );
   }
   const fingerprint = `k9-${point}-${c.name}`;
-  const alert = {
-    labels: { alertname: 'ContainerUnhealthy', container: c.name, remediation: 'restart' },
-    fingerprint,
-    startsAt: '2026-11-28T00:00:00Z',
-  };
+  const alert = restartAlert(c.name, fingerprint, '2026-11-28T00:00:00Z');
   const triggeredAt = Date.now();
   let remediationId: string | undefined;
   if (via === 'alert') {
     const r = await postAlerts(s1.url, [alert]);
     if (r.status !== 200) throw new Error(`the alert got ${r.status}: ${r.body}`);
   } else {
-    const r = await admin(s1.url, 'POST', '/remediations', {
-      target: c.name,
-      action: 'restart',
-      force: true,
-      reason: 'reliability: kill -9',
-    });
-    if (r.status !== 202) throw new Error(`the manual request got ${r.status}: ${r.body}`);
-    remediationId = (JSON.parse(r.body) as { id: string }).id;
+    const { res, id } = await forceRestart(s1.url, c.name, 'reliability: kill -9');
+    if (id === undefined) throw new Error(`the manual request got ${res.status}: ${res.body}`);
+    remediationId = id;
   }
   if (point === 'intent') {
     // The engine's own word that the restart is under way (TERM sent; PID 1 ignores it for 3 s).
     if (await events.next(c.name, 'kill', 30_000, triggeredAt)) killNow();
   } else if (point === 'result') {
-    const id = await waitUntil(
-      ctx,
+    const id = await ctx.waitUntil(
       'the signal in the inbox',
       () => inboxIdsMentioning(readState(dataDir), c.name)[0],
       10_000,
@@ -138,9 +123,8 @@ async function killCase(ctx: Ctx, events: EventFollower, point: Point, via: Via)
 
   ctx.step = `${label}: second life`;
   const second = Date.now();
-  const s2 = await startSvc(ctx, env, dir);
-  await waitUntil(
-    ctx,
+  const s2 = await ctx.startSvc(env, dir);
+  await ctx.waitUntil(
     'the signal to be processed after the restart',
     () => {
       const st = readState(dataDir);
@@ -156,15 +140,10 @@ async function killCase(ctx: Ctx, events: EventFollower, point: Point, via: Via)
   }
   await sleep(3000);
   const restarts = events.count(c.name, 'restart', t0);
-  const lines = auditLines(s2.logFile);
-  const after = decisions(lines, { container: c.name, sinceMs: second })
+  const after = decisionsOf(s2, { container: c.name, sinceMs: second })
     .map((l) => String(l.reason))
     .join(',');
-  let state = '';
-  if (remediationId) {
-    const r = await admin(s2.url, 'GET', `/remediations/${remediationId}`);
-    state = `; request ${r.status === 200 ? (JSON.parse(r.body) as { state: string }).state : r.status}`;
-  }
+  const state = remediationId ? `; request ${await requestState(s2.url, remediationId)}` : '';
   await s2.kill('SIGTERM');
   ctx.check(
     `${label}: exactly one restart`,

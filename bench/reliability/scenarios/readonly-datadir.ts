@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { ADMIN_TOKEN, WEBHOOK_TOKEN } from '../../../test/fixtures/app.js';
 import { DOCKER_HOST } from '../../../test/fixtures/docker.js';
 import { freePort } from '../../../test/fixtures/service.js';
-import { BASE_ENV, mountTmpfs, type Scenario, tmpDir } from '../harness.js';
+import { BASE_ENV, type Scenario } from '../harness.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 
@@ -15,10 +15,10 @@ export const readOnlyDataDir: Scenario = {
   title: 'read-only DATA_DIR: one line naming DATA_DIR, exit code 2 (defect 13a)',
   timeoutMs: 60_000,
   async run(ctx) {
-    const dir = tmpDir(ctx, 'ro');
+    const dir = ctx.tmpDir('ro');
     const dataDir = join(dir, 'data');
     mkdirSync(dataDir);
-    await mountTmpfs(ctx, dataDir, 'ro,size=64k');
+    await ctx.mountTmpfs(dataDir, 'ro,size=64k');
     const port = await freePort();
     const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
       cwd: ROOT,

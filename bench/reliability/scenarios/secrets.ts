@@ -4,20 +4,15 @@
 // Telegram received; nor may the bot token.
 import { existsSync, readFileSync } from 'node:fs';
 import { FAKE_TOKEN, startFakeTelegram } from '../../../test/fixtures/fake-telegram.js';
-import { createTestContainer, waitForHealth } from '../../../test/fixtures/docker.js';
 import {
   ADMIN_TOKEN,
   admin,
   auditLines,
-  labelsFor,
   linesOf,
   poll,
   postAlerts,
   type Scenario,
   sleep,
-  startSvc,
-  tmpDir,
-  uniq,
   WEBHOOK_TOKEN,
 } from '../harness.js';
 
@@ -27,11 +22,9 @@ export const secrets: Scenario = {
   timeoutMs: 120_000,
   async run(ctx) {
     const tg = await startFakeTelegram(ctx);
-    const dir = tmpDir(ctx, 'secrets');
-    const c = await createTestContainer(ctx, { name: uniq('sec'), labels: labelsFor() });
-    await waitForHealth(c.name, 'healthy', 30_000);
-    const svc = await startSvc(
-      ctx,
+    const dir = ctx.tmpDir('secrets');
+    const c = await ctx.testContainer('sec');
+    const svc = await ctx.startSvc(
       {
         TELEGRAM_BOT_TOKEN: FAKE_TOKEN,
         TELEGRAM_CHAT_ID: '4242',

@@ -1,18 +1,14 @@
 // SIGTERM while a restart is under way: the service finishes it (the engine's restart and its
 // verification) within SHUTDOWN_GRACE, records the result, exits 0; the next start does not repeat it.
-import { createTestContainer, waitForHealth } from '../../../test/fixtures/docker.js';
 import {
-  admin,
   auditLines,
   containerCmd,
   EventFollower,
-  labelsFor,
+  forceRestart,
   linesOf,
+  requestState,
   type Scenario,
   sleep,
-  startSvc,
-  tmpDir,
-  uniq,
 } from '../harness.js';
 
 export const sigterm: Scenario = {
@@ -21,24 +17,16 @@ export const sigterm: Scenario = {
   timeoutMs: 120_000,
   async run(ctx) {
     const events = await EventFollower.start(ctx);
-    const dir = tmpDir(ctx, 'term');
-    const c = await createTestContainer(ctx, {
-      name: uniq('term'),
-      labels: labelsFor({ 'autoheal.stop.timeout': '3' }),
+    const dir = ctx.tmpDir('term');
+    const c = await ctx.testContainer('term', {
+      labels: { 'autoheal.stop.timeout': '3' },
       cmd: containerCmd({ slowStop: true }),
     });
-    await waitForHealth(c.name, 'healthy', 30_000);
     const t0 = Date.now();
     const env = { WATCHER_HEAL: 'false', SHUTDOWN_GRACE: '30' };
-    const s1 = await startSvc(ctx, env, dir);
-    const req = await admin(s1.url, 'POST', '/remediations', {
-      target: c.name,
-      action: 'restart',
-      force: true,
-      reason: 'reliability: SIGTERM mid-restart',
-    });
-    if (req.status !== 202) throw new Error(`the request got ${req.status}: ${req.body}`);
-    const id = (JSON.parse(req.body) as { id: string }).id;
+    const s1 = await ctx.startSvc(env, dir);
+    const { res: req, id } = await forceRestart(s1.url, c.name, 'reliability: SIGTERM mid-restart');
+    if (id === undefined) throw new Error(`the request got ${req.status}: ${req.body}`);
     if (!(await events.next(c.name, 'kill', 30_000, t0))) throw new Error('the restart never began');
     const termAt = Date.now();
     const exit = await Promise.race([s1.kill('SIGTERM'), sleep(60_000).then(() => 'still running' as const)]);
@@ -58,11 +46,10 @@ export const sigterm: Scenario = {
       `exit ${exit} ${((exitedAt - termAt) / 1000).toFixed(1)} s after SIGTERM; engine restart ${restartAt ? `${((restartAt - termAt) / 1000).toFixed(1)} s after SIGTERM` : 'not seen'}; result ${String(result?.result ?? 'not recorded')}`,
     );
 
-    const s2 = await startSvc(ctx, env, dir);
+    const s2 = await ctx.startSvc(env, dir);
     await sleep(4000);
     const restarts = events.count(c.name, 'restart', t0);
-    const r = await admin(s2.url, 'GET', `/remediations/${id}`);
-    const state = r.status === 200 ? (JSON.parse(r.body) as { state: string }).state : String(r.status);
+    const state = await requestState(s2.url, id);
     ctx.check(
       'after the next start: not repeated',
       restarts === 1 && state === 'succeeded',

@@ -3,24 +3,18 @@
 // From another client (127.0.0.1) /healthz, the webhook and the admin API still answer, a remediation
 // still works (the Docker calls need descriptors too), and the slow connections are cut in bounded time.
 import { connect, type Socket } from 'node:net';
-import { createTestContainer, waitForHealth } from '../../../test/fixtures/docker.js';
 import {
   admin,
-  auditLines,
   type Ctx,
   containerCmd,
   http,
-  isAlive,
-  labelsFor,
-  linesOf,
   poll,
   postAlerts,
+  remediationResult,
+  restartAlert,
   run,
   type Scenario,
   sleep,
-  startSvc,
-  tmpDir,
-  uniq,
 } from '../harness.js';
 
 const SLOW = 1000;
@@ -85,14 +79,12 @@ export const slowClients: Scenario = {
   title: `${SLOW} slow unauthenticated connections from one client, ${FD_LIMIT} fds (defect 11)`,
   timeoutMs: 180_000,
   async run(ctx) {
-    const dir = tmpDir(ctx, 'slow');
-    const c = await createTestContainer(ctx, {
-      name: uniq('slow'),
-      labels: labelsFor(),
+    const dir = ctx.tmpDir('slow');
+    const c = await ctx.testContainer('slow', {
       cmd: containerCmd({ brokenAtFirstStart: true }),
+      health: 'unhealthy',
     });
-    await waitForHealth(c.name, 'unhealthy', 30_000);
-    const svc = await startSvc(ctx, { WATCHER_HEAL: 'false' }, dir);
+    const svc = await ctx.startSvc({ WATCHER_HEAL: 'false' }, dir);
     await run('prlimit', ['--pid', String(svc.proc.pid), `--nofile=${FD_LIMIT}:${FD_LIMIT}`]);
 
     ctx.say(`opening ${SLOW} slow connections from ${SLOW_CLIENT}`);
@@ -103,12 +95,7 @@ export const slowClients: Scenario = {
 
     const hz = await http(`${svc.url}/healthz`, { timeoutMs: 5000 });
     const sentAt = Date.now();
-    const wh = await postAlerts(svc.url, [
-      {
-        labels: { alertname: 'ContainerUnhealthy', container: c.name, remediation: 'restart' },
-        fingerprint: `slow-${c.name}`,
-      },
-    ]);
+    const wh = await postAlerts(svc.url, [restartAlert(c.name, `slow-${c.name}`)]);
     const api = await admin(svc.url, 'GET', '/containers');
     ctx.check(
       `${SLOW} slow connections from one client: /healthz, webhook and admin API answer another client`,
@@ -116,12 +103,7 @@ export const slowClients: Scenario = {
       `held open by the server after 3 s: ${heldAt3s} of ${SLOW}; /healthz ${hz.status || hz.body} (${hz.ms} ms), webhook ${wh.status || wh.body} (${wh.ms} ms), admin ${api.status || api.body} (${api.ms} ms)`,
     );
 
-    const result = await poll(
-      () =>
-        linesOf(auditLines(svc.logFile), 'remediation', { container: c.name }, sentAt).find((l) => l.result),
-      45_000,
-      250,
-    );
+    const result = await poll(() => remediationResult(svc, c.name, sentAt), 45_000, 250);
     ctx.check(
       'slow connections: a remediation still works',
       result?.result === 'succeeded',
@@ -139,11 +121,7 @@ export const slowClients: Scenario = {
       `still open ${Math.round((Date.now() - openedAt) / 1000)} s after they were opened: ${left}`,
     );
     slow.close();
-    ctx.check(
-      'slow connections: the service never exited',
-      isAlive(svc),
-      isAlive(svc) ? 'up throughout' : 'exited',
-    );
+    ctx.checkNeverExited('slow connections: the service never exited', svc);
     await svc.kill('SIGTERM');
   },
 };

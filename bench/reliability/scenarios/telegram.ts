@@ -7,14 +7,12 @@ import {
   admin,
   type Ctx,
   http,
-  isAlive,
   metricValue,
+  outputLine,
   poll,
   postAlerts,
   type Scenario,
   sleep,
-  startSvc,
-  tmpDir,
 } from '../harness.js';
 
 interface Fault {
@@ -53,9 +51,8 @@ export const telegram: Scenario = {
   timeoutMs: 240_000,
   async run(ctx: Ctx) {
     const tg = await startFakeTelegram(ctx);
-    const dir = tmpDir(ctx, 'tg');
-    const svc = await startSvc(
-      ctx,
+    const dir = ctx.tmpDir('tg');
+    const svc = await ctx.startSvc(
       {
         TELEGRAM_BOT_TOKEN: FAKE_TOKEN,
         TELEGRAM_CHAT_ID: '4242',
@@ -91,13 +88,10 @@ export const telegram: Scenario = {
       } else {
         await sleep(f.waitMs);
         const calls = mine().length;
-        const report = svc
-          .output()
-          .split('\n')
-          .find(
-            (l) => l.includes('"level":"error"') && l.includes('403') && l.includes('"event":"notification"'),
-          );
-        const msg = report ? String((JSON.parse(report) as { msg?: string }).msg ?? '') : '';
+        const { line: report, msg } = outputLine(
+          svc,
+          (l) => l.includes('"level":"error"') && l.includes('403') && l.includes('"event":"notification"'),
+        );
         const failed = await metricValue(svc.url, 'autoheal_notifications_total', { result: 'failed' });
         ctx.check(
           `Telegram ${f.name}: reported clearly, not retried forever; the service unaffected`,
@@ -106,11 +100,7 @@ export const telegram: Scenario = {
         );
       }
     }
-    ctx.check(
-      'Telegram faults: the service never exited',
-      isAlive(svc),
-      isAlive(svc) ? 'up throughout' : 'exited',
-    );
+    ctx.checkNeverExited('Telegram faults: the service never exited', svc);
     await svc.kill('SIGTERM');
   },
 };

@@ -1,0 +1,72 @@
+// What the webhook and state-growth benchmarks share: the webhook token of the service they build, a
+// Docker stub that knows no containers (every alert runs the decision path in full and is decided
+// `target_not_found`; remediation I/O is not what they measure), and the body Alertmanager posts for a
+// group of firing alerts.
+import type { DockerClient } from '../src/docker/client.js';
+
+export const BENCH_TOKEN = 'bench-token-0123456789abcdef';
+
+export const stubDocker: DockerClient = {
+  ping: async () => undefined,
+  listContainers: async () => [],
+  inspect: async () => undefined,
+  restart: async () => 'gone',
+  stop: async () => 'gone',
+  start: async () => 'gone',
+  kill: async () => 'gone',
+  remove: async () => ({ removed: false, reclaimedBytes: 0 }),
+  definition: async () => undefined,
+  create: async () => ({ refused: 'no_such_image', detail: 'the benchmark stub creates nothing' }),
+  rename: async () => 'gone',
+  prune: async (kind) => ({ kind, deleted: [], reclaimedBytes: 0 }),
+  events: async function* () {},
+};
+
+/** What differs between the benchmarks' alert groups. */
+export interface AlertGroup {
+  /** How many alerts the group holds. */
+  readonly size: number;
+  /** The container label of the group's i-th alert. */
+  readonly container: (i: number) => string;
+  readonly annotations: (container: string) => Record<string, string>;
+  readonly startsAt: string;
+}
+
+/**
+ * Alertmanager's webhook body for group number `seq` of ContainerUnhealthy alerts, as the shipped rules
+ * fire them; each alert's fingerprint is made of seq and its index, so no two groups share an alert.
+ */
+export function alertGroupPayload(seq: number, group: AlertGroup) {
+  return {
+    version: '4',
+    receiver: 'autoheal',
+    status: 'firing',
+    groupKey: '{}/{remediation=~".+"}:{alertname="ContainerUnhealthy"}',
+    groupLabels: { alertname: 'ContainerUnhealthy' },
+    commonLabels: { alertname: 'ContainerUnhealthy', severity: 'warning', remediation: 'restart' },
+    commonAnnotations: {},
+    externalURL: 'http://alertmanager:9093',
+    truncatedAlerts: 0,
+    alerts: Array.from({ length: group.size }, (_, i) => {
+      const container = group.container(i);
+      return {
+        status: 'firing',
+        labels: {
+          alertname: 'ContainerUnhealthy',
+          container,
+          service: 'web',
+          project: 'shop',
+          instance: 'autoheal:9095',
+          job: 'autoheal',
+          severity: 'warning',
+          remediation: 'restart',
+        },
+        annotations: group.annotations(container),
+        startsAt: group.startsAt,
+        endsAt: '0001-01-01T00:00:00Z',
+        generatorURL: 'http://prometheus:9090/graph?g0.expr=autoheal_container_healthy+%3D%3D+0',
+        fingerprint: `${seq.toString(16).padStart(8, '0')}${i.toString(16).padStart(8, '0')}`,
+      };
+    }),
+  };
+}
