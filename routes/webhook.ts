@@ -37,7 +37,9 @@ const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req, reply) => {
       const now = clock.now();
-      const signals = req.body.alerts.map((a) => alertToSignal(a, req.body, rules, now));
+      const signals = req.body.alerts.map((a) =>
+        alertToSignal(a, req.body, rules, now, app.deps.engine.policyContext.actions),
+      );
       try {
         const { accepted, duplicates } = engine.ingest(signals);
         for (const a of req.body.alerts) metrics.alertsReceived.inc({ status: a.status });

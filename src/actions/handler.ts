@@ -3,6 +3,7 @@
 // One file per action; registry.ts lists them, and the engine is handed that registry.
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { CONTAINER_LABELS } from '../core/labels.js';
 import type { ScopeContext } from '../core/scope.js';
 import type { ActionName } from '../core/actions.js';
 import type { TargetKind } from '../core/targets.js';
@@ -115,3 +116,10 @@ export const wrongKind = (action: ActionName, target: ActionTarget): ActionOutco
 /** The report of a host action; an action without one reports nothing freed. */
 export const reportOf = (o: ActionOutcome): CleanupReport =>
   o.report ?? { ok: o.ok, reclaimedBytes: 0, removed: {}, truncatedLogs: [], errors: o.ok ? [] : [o.detail] };
+
+/** A container's stop timeout: its autoheal.stop.timeout label, else its own, else the default. */
+export function stopTimeoutOf(c: ContainerDetails, defaultSec: number): number {
+  const fromLabel = Number(c.labels[CONTAINER_LABELS.stopTimeout]);
+  if (Number.isInteger(fromLabel) && fromLabel >= 0) return fromLabel;
+  return c.stopTimeoutSec ?? defaultSec;
+}

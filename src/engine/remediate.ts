@@ -3,10 +3,9 @@
 // (core/records.ts, pure), each step's state in one write to the store and its effects (log, metrics,
 // escalation, retry timer) after it. What a skip does (flapping, give-up, end of an incident) too.
 import { randomUUID } from 'node:crypto';
-import { accepts } from '../actions/handler.js';
+import { accepts, stopTimeoutOf } from '../actions/handler.js';
 import { verifyRecovery } from '../actions/verify.js';
 import { NO_ACTION } from '../core/actions.js';
-import { CONTAINER_LABELS } from '../core/labels.js';
 import { decide, maxAttemptsFor } from '../core/policy.js';
 import {
   flappingReported,
@@ -28,15 +27,9 @@ import {
 import type { ContainerDetails } from '../docker/client.js';
 import type { Incident, RemediationState } from '../state/store.js';
 import type { EngineDeps, EngineIo } from './deps.js';
+import { healDependents } from './dependents.js';
 
 const isDetails = (c: ContainerView): c is ContainerDetails => 'hasHealthCheck' in c;
-
-/** A container's stop timeout: its autoheal.stop.timeout label, else its own, else the default. */
-export function stopTimeoutOf(c: ContainerDetails, defaultSec: number): number {
-  const fromLabel = Number(c.labels[CONTAINER_LABELS.stopTimeout]);
-  if (Number.isInteger(fromLabel) && fromLabel >= 0) return fromLabel;
-  return c.stopTimeoutSec ?? defaultSec;
-}
 
 /** What an action's result was, as recorded: the result step's input. */
 export interface ActionResult {
@@ -173,6 +166,33 @@ export class ContainerPath {
     else if (record && consequence === 'end_incident') this.io.retries.cancel(c.name);
   }
 
+  /** Heals the parent's dependents; returns the detail with their account, and escalates a failed one. */
+  private async healChain(
+    signal: Signal,
+    action: ActionName,
+    view: ContainerView,
+    parent: ContainerDetails,
+    newId: string,
+    detail: string,
+    remediationId: string,
+  ): Promise<string> {
+    try {
+      const chain = await healDependents(this.io, signal, action, parent, newId, remediationId);
+      if (!chain) return detail;
+      if (chain.failed) {
+        this.io.report.escalate('verification_failed', {
+          container: view,
+          signal,
+          detail: `${view.name} is healthy again, but not all of its dependents: ${chain.summary}`,
+        });
+      }
+      return `${detail}; dependents: ${chain.summary}`;
+    } catch (err) {
+      this.deps.log.warn({ err, event: 'dependents', container: view.name }, 'cannot heal the dependents');
+      return `${detail}; dependents not healed: ${(err as Error).message}`;
+    }
+  }
+
   /** Records the intent, runs the handler, verifies, and records the result. */
   private async act(
     signal: Signal,
@@ -269,6 +289,22 @@ export class ContainerPath {
           detail = `${outcome.detail}; ${v.detail}`;
           lastHealthOutput = v.lastHealthOutput;
           if (outcome.settle) detail = `${detail}; ${await outcome.settle(result === 'succeeded')}`;
+          // Restarted or replaced and healthy again: what depends on it (its network namespace,
+          // depends_on with restart: true) is healed next, within the same incident.
+          if (
+            result === 'succeeded' &&
+            (outcome.startedAfter !== undefined || outcome.verifyId !== undefined)
+          ) {
+            detail = await this.healChain(
+              signal,
+              action,
+              view,
+              details,
+              outcome.verifyId ?? details.id,
+              detail,
+              remediationId,
+            );
+          }
         }
       }
     } catch (err) {

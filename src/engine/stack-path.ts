@@ -4,13 +4,18 @@
 // handed to the action as untouched and reported. The action verifies each step itself; the chain is
 // one incident (keyed project:NAME), audited step by step, and a failed step escalates once.
 import { randomUUID } from 'node:crypto';
-import { type ActionHandler, type ActionStep, accepts, type Untouched } from '../actions/handler.js';
+import {
+  type ActionHandler,
+  type ActionStep,
+  accepts,
+  stopTimeoutOf,
+  type Untouched,
+} from '../actions/handler.js';
 import { decideHost, mayTouch } from '../core/policy.js';
 import { describeTarget } from '../core/targets.js';
 import type { ActionName, RemediationResult, Signal } from '../core/types.js';
 import { type ContainerDetails, lookupTargets } from '../docker/client.js';
 import type { EngineIo } from './deps.js';
-import { stopTimeoutOf } from './remediate.js';
 
 /** One line per step: "db restart succeeded (healthy)". */
 const describeSteps = (steps: ReadonlyArray<ActionStep>): string =>

@@ -2,11 +2,13 @@
 // normalisation of each alert into a Signal. It decides nothing.
 import { randomUUID } from 'node:crypto';
 import { type Static, Type } from 'typebox';
+import { defaultActions } from '../actions/registry.js';
+import { type ActionCatalog, actsOn } from '../core/actions.js';
 import { ALERT_LABELS } from '../core/labels.js';
 import { type CompiledRule, matchRule } from '../core/rules.js';
 import { alertHost } from '../core/host.js';
 import { targetFromLabels } from '../core/targets.js';
-import type { Signal } from '../core/types.js';
+import type { Signal, TargetSelector } from '../core/types.js';
 
 const StringMap = Type.Record(Type.String(), Type.String());
 
@@ -35,12 +37,29 @@ export const WebhookPayloadSchema = Type.Object({
 export type WebhookPayload = Static<typeof WebhookPayloadSchema>;
 export type Alert = Static<typeof AlertSchema>;
 
+/**
+ * The target an alert names. An alert with only a project label names the whole project to an action on
+ * whole projects (remediation=restart_stack with project=shop), and nothing to any other.
+ */
+function alertTarget(
+  labels: Readonly<Record<string, string>>,
+  action: string | undefined,
+  actions: ActionCatalog,
+): TargetSelector {
+  const t = targetFromLabels(labels, action);
+  const project = ALERT_LABELS.project.map((k) => labels[k]).find(Boolean);
+  if (t.kind === 'none' && project && action && actsOn(actions, action, 'compose_project'))
+    return { kind: 'project', project };
+  return t;
+}
+
 /** One alert of a webhook delivery as a Signal; the action comes from its label or the rules file. */
 export function alertToSignal(
   alert: Alert,
   payload: WebhookPayload,
   rules: ReadonlyArray<CompiledRule>,
   now: number,
+  actions: ActionCatalog = defaultActions(),
 ): Signal {
   const labels = alert.labels;
   let action = labels[ALERT_LABELS.remediation];
@@ -58,7 +77,7 @@ export function alertToSignal(
     status: alert.status,
     receivedAt: now,
     condition: 'alert',
-    target: targetFromLabels(labels, action),
+    target: alertTarget(labels, action, actions),
     action,
     params,
     labels,
