@@ -4,6 +4,7 @@ import t from 'tap';
 import { ADMIN_TOKEN, amPayload, bearer } from './fixtures/app.js';
 import {
   createTestContainer,
+  followEvents,
   followRestarts,
   restartCountOf,
   waitFor,
@@ -107,6 +108,7 @@ t.test(
       cmd: ['sh', '-c', "trap '' TERM; rm -f /tmp/broken; sleep 2147483 & wait; sleep 2147483"],
     });
     const restarts = await followRestarts(t, c.name);
+    const stops = await followEvents(t, c.name, ['kill']);
     await waitForHealth(c.name, 'healthy');
     const res = await fetch(`${first.url}/api/v1/remediations`, {
       method: 'POST',
@@ -118,6 +120,9 @@ t.test(
     await waitFor('the restart to start', async () =>
       first.audit().find((l) => l.event === 'action' && l.container === c.name),
     );
+    // The engine has the restart (its SIGTERM is the first kill event): the kill lands in its stop
+    // timeout, not in the instant between the audit line and the request reaching the engine.
+    await waitFor('the engine to stop it', async () => stops.count() > 0 || undefined);
     await first.kill('SIGKILL');
 
     const second = await startService(t, env, first.dir);
