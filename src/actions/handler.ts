@@ -21,6 +21,8 @@ export interface ActionContext {
 export interface Untouched {
   readonly name: string;
   readonly reason: string;
+  /** Its labels: it still orders the others (a protected db is waited for, not restarted). */
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 /**

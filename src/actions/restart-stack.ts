@@ -62,8 +62,18 @@ export const restartStackAction: ActionHandler = {
     if (target.kind !== 'compose_project') return wrongKind('restart_stack', target);
     const startedAt = ctx.now();
     const steps: ActionStep[] = target.untouched.map((u) => skipped(u.name, startedAt, u.reason));
-    const graph = buildComposeGraph(target.project, target.containers);
-    const inGraph = new Set([...graph.services.values()].flatMap((s) => s.containers.map((c) => c.name)));
+    // The containers left alone still order the others: a protected db is not restarted, but what
+    // depends on it still comes after what it depends on.
+    const touched = new Set(target.containers.map((c) => c.name));
+    const graph = buildComposeGraph<ContainerDetails | (typeof target.untouched)[number]>(target.project, [
+      ...target.containers,
+      ...target.untouched,
+    ]);
+    const inGraph = new Set(
+      [...graph.services.values()]
+        .flatMap((s) => s.containers.map((c) => c.name))
+        .filter((n) => touched.has(n)),
+    );
     for (const c of target.containers) {
       if (inGraph.has(c.name)) continue;
       const why = graph.problems.find((p) => p.container === c.name)?.detail ?? 'not part of the project';
@@ -83,9 +93,13 @@ export const restartStackAction: ActionHandler = {
         steps,
       };
     }
-    const layers = order.layers.map((services) =>
-      services.flatMap((s) => graph.services.get(s)?.containers ?? []),
-    );
+    const layers = order.layers
+      .map((services) =>
+        services
+          .flatMap((s) => graph.services.get(s)?.containers ?? [])
+          .filter((c): c is ContainerDetails => touched.has(c.name)),
+      )
+      .filter((layer) => layer.length > 0);
     const chain = order.layers.map((l) => l.join(' + ')).join(' → ');
     let restarted = 0;
     for (const [i, layer] of layers.entries()) {

@@ -54,7 +54,12 @@ export async function runStackAction(
     const details = 'hasHealthCheck' in c ? (c as ContainerDetails) : await deps.docker.inspect(c.id);
     if (!details) continue;
     const no = mayTouch(details, action, deps.store.record(details.name), now, ctx);
-    if (no) untouched.push({ name: details.name, reason: `${no.reason}: ${no.detail ?? ''}` });
+    if (no)
+      untouched.push({
+        name: details.name,
+        reason: `${no.reason}: ${no.detail ?? ''}`,
+        labels: details.labels,
+      });
     else containers.push(details);
   }
   if (decision.dryRun) {
