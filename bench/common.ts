@@ -18,6 +18,8 @@ export const stubDocker: DockerClient = {
   definition: async () => undefined,
   create: async () => ({ refused: 'no_such_image', detail: 'the benchmark stub creates nothing' }),
   rename: async () => 'gone',
+  imageInfo: async () => undefined,
+  pull: async () => ({ failed: true, detail: 'the benchmark stub pulls nothing' }),
   prune: async (kind) => ({ kind, deleted: [], reclaimedBytes: 0 }),
   events: async function* () {},
 };

@@ -24,7 +24,25 @@ export interface ContainerDetails extends ContainerView {
   readonly lastHealthOutput?: string | undefined;
   /** HostConfig.NetworkMode: `none`, `bridge`, a network's name, `container:ID` (another's namespace). */
   readonly networkMode?: string | undefined;
+  /** The id of the image it runs (`sha256:…`): what its tag named when it was created. */
+  readonly imageId?: string | undefined;
 }
+
+/** A local image: its id and the `repository@digest` lines the engine keeps for each registry it came from. */
+export interface ImageInfo {
+  readonly id: string;
+  readonly repoDigests: ReadonlyArray<string>;
+}
+
+/** Credentials for a registry, as the engine takes them for a pull (X-Registry-Auth). */
+export interface RegistryCredentials {
+  readonly username: string;
+  readonly password: string;
+  readonly serveraddress: string;
+}
+
+/** What pull() did: the id of the image the reference now names, or why the engine could not pull it. */
+export type PullOutcome = { readonly id: string } | { readonly failed: true; readonly detail: string };
 
 /**
  * A container's create body rebuilt from its inspect (definition()), for create(): the engine's own
@@ -96,6 +114,10 @@ export interface DockerClient {
   create(name: string, definition: ContainerDefinition): Promise<CreateOutcome>;
   rename(id: string, newName: string): Promise<'renamed' | 'gone' | 'name_in_use'>;
   prune(kind: PruneKind, filters: PruneFilters): Promise<PruneReport>;
+  /** The local image a reference or id names; undefined when there is none. */
+  imageInfo(ref: string): Promise<ImageInfo | undefined>;
+  /** Pulls an image reference (credentials when the registry needs them); engine failures throw. */
+  pull(ref: string, credentials?: RegistryCredentials): Promise<PullOutcome>;
   /** Container events, parsed line by line, until the signal aborts or the stream ends. */
   events(opts: { since?: number; signal: AbortSignal }): AsyncIterable<DockerEvent>;
 }

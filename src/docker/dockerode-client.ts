@@ -17,12 +17,15 @@ import {
   type CreateOutcome,
   type DockerClient,
   type DockerEvent,
+  type ImageInfo,
   InvalidReferenceError,
   isNotFound,
   type PruneFilters,
   type PruneKind,
   type PruneReport,
+  type PullOutcome,
   parseHealth,
+  type RegistryCredentials,
   type StartOutcome,
   type StopOutcome,
 } from './client.js';
@@ -54,6 +57,45 @@ export function pathSegment(ref: string): string {
     throw new InvalidReferenceError(`${quoteInput(ref)} cannot name a container in an engine URL`);
   }
 }
+
+/**
+ * An image reference (`host:port/path/name:tag`, `name@sha256:…`) or id as it goes into an engine
+ * path. Unlike a container it has slashes, so it is not encoded but held to the characters Docker's
+ * reference grammar allows, with no empty, `.` or `..` path part: nothing the engine could read as
+ * another path or a query.
+ */
+export function imagePath(ref: string): string {
+  const parts = ref.split('/');
+  if (
+    ref.length > 512 ||
+    !/^[A-Za-z0-9._:@/+-]+$/.test(ref) ||
+    parts.some((p) => p === '' || p === '.' || p === '..')
+  ) {
+    throw new InvalidReferenceError(`${quoteInput(ref)} cannot name an image in an engine URL`);
+  }
+  return ref;
+}
+
+/** The repository and the tag (or digest) of a reference, as the engine's pull takes them apart. */
+export function pullParams(ref: string): { fromImage: string; tag: string } {
+  const at = ref.indexOf('@');
+  if (at >= 0) return { fromImage: ref.slice(0, at), tag: ref.slice(at + 1) };
+  const colon = ref.lastIndexOf(':');
+  // A colon before the last slash is a registry's port, not a tag; without a tag the engine would pull every tag.
+  if (colon > ref.lastIndexOf('/')) return { fromImage: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+  return { fromImage: ref, tag: 'latest' };
+}
+
+/** A pull's progress lines carry its failure (`{"error": …}`) after a 200; the last one says why. */
+function pullError(line: string): string | undefined {
+  const msg = parseJson(line) as { error?: unknown; errorDetail?: { message?: unknown } } | null;
+  if (!msg || typeof msg !== 'object') return undefined;
+  const text = msg.errorDetail?.message ?? msg.error;
+  return text === undefined ? undefined : String(text);
+}
+
+/** How long a pull may take, on top of the client's timeout: layers can be large. */
+const PULL_EXTRA_MS = 10 * 60_000;
 
 interface ModemContext {
   readonly isStream?: boolean;
@@ -172,6 +214,12 @@ export function refuseRedirects(modem: unknown): void {
   };
 }
 
+/** The engine's own words from a failed call (docker-modem puts its JSON body in `json`). */
+const engineMessage = (err: unknown): string => {
+  const json = (err as { json?: { message?: unknown } })?.json;
+  if (json && typeof json === 'object' && json.message !== undefined) return String(json.message);
+  return (err as Error)?.message ?? String(err);
+};
 const statusOf = (err: unknown) => (err as { statusCode?: number })?.statusCode;
 const ms = (iso: string | undefined): number | undefined => {
   if (!iso || iso.startsWith('0001-')) return undefined;
@@ -256,6 +304,7 @@ export class DockerodeClient implements DockerClient {
         networkMode: c.HostConfig.NetworkMode || undefined,
         stopTimeoutSec: typeof stopTimeout === 'number' ? stopTimeout : undefined,
         logPath: c.LogPath || undefined,
+        imageId: c.Image || undefined,
         // A check cut short by a restart logs an empty output; the last real one says more.
         lastHealthOutput: [...(log ?? [])].reverse().find((l) => l.Output?.trim())?.Output,
       };
@@ -448,6 +497,85 @@ export class DockerodeClient implements DockerClient {
         return { kind, deleted: r.CachesDeleted ?? [], reclaimedBytes: r.SpaceReclaimed ?? 0 };
       }
     }
+  }
+
+  /** One engine call through the modem, for calls whose dockerode wrapper drops the abort signal. */
+  private dial<T>(options: Record<string, unknown>): Promise<T> {
+    const modem = this.docker.modem as unknown as {
+      dial(o: Record<string, unknown>, cb: (err: unknown, data: unknown) => void): void;
+    };
+    return new Promise((resolve, reject) => {
+      modem.dial(options, (err, data) => (err ? reject(err) : resolve(data as T)));
+    });
+  }
+
+  async imageInfo(ref: string): Promise<ImageInfo | undefined> {
+    const path = imagePath(ref);
+    try {
+      const info = await this.dial<{ Id?: string; RepoDigests?: string[] | null }>({
+        path: `/images/${path}/json`,
+        method: 'GET',
+        abortSignal: this.signal(),
+        statusCodes: { 200: true, 404: 'no such image', 500: 'server error' },
+      });
+      if (!info?.Id) return undefined;
+      return { id: info.Id, repoDigests: info.RepoDigests ?? [] };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async pull(ref: string, credentials?: RegistryCredentials): Promise<PullOutcome> {
+    imagePath(ref);
+    const signal = this.signal(PULL_EXTRA_MS);
+    let stream: NodeJS.ReadableStream & { destroy(): void };
+    try {
+      stream = await this.dial({
+        path: '/images/create?',
+        method: 'POST',
+        options: pullParams(ref),
+        // The modem sends it base64 in X-Registry-Auth; it is never logged here.
+        authconfig: credentials ? { ...credentials } : undefined,
+        abortSignal: signal,
+        isStream: true,
+        statusCodes: {
+          200: true,
+          401: 'unauthorized',
+          403: 'forbidden',
+          404: 'not found',
+          500: 'server error',
+        },
+      });
+    } catch (err) {
+      const code = statusOf(err);
+      if (code === 401 || code === 403 || code === 404 || code === 500) {
+        return {
+          failed: true,
+          detail: `the engine could not pull ${quoteInput(ref)}: ${engineMessage(err)}`,
+        };
+      }
+      throw err;
+    }
+    const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+    const onAbort = () => {
+      lines.close();
+      stream.destroy();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    let failure: string | undefined;
+    try {
+      for await (const line of lines) failure = pullError(line) ?? failure;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      lines.close();
+      stream.destroy();
+    }
+    if (signal.aborted) throw new Error(`the pull of ${quoteInput(ref)} did not finish in time`);
+    if (failure) return { failed: true, detail: `the engine could not pull ${quoteInput(ref)}: ${failure}` };
+    const image = await this.imageInfo(ref);
+    if (!image) return { failed: true, detail: `the pull of ${quoteInput(ref)} ended without that image` };
+    return { id: image.id };
   }
 
   async *events(opts: { since?: number; signal: AbortSignal }): AsyncIterable<DockerEvent> {
