@@ -53,7 +53,9 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
   const metrics = o.metrics ?? createMetrics(new Registry());
   const clock = o.clock ?? systemClock;
   const docker = o.docker ?? new DockerodeClient(config.dockerHost, config.dockerTimeoutMs);
-  const rules = o.rules ?? (config.rulesFile ? loadRulesFile(config.rulesFile) : []);
+  const actions = o.actions ?? defaultActions();
+  // The rules name actions: checked against the ones this service has.
+  const rules = o.rules ?? (config.rulesFile ? loadRulesFile(config.rulesFile, actions) : []);
   const store = new Store(config.dataDir, log, { write: o.journalWrite });
   const notifier =
     o.notifier === null
@@ -69,7 +71,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     log,
     clock,
     escalations: o.escalations ?? notifier ?? new LogEscalationSink(log),
-    actions: o.actions ?? defaultActions(),
+    actions,
     rules,
   });
   const app = await buildApp(config, {

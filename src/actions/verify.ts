@@ -55,3 +55,26 @@ export async function verifyRecovery(
     await sleep(poll);
   }
 }
+
+/** What an action hands verification: the container it replaced the given one with, and its settle. */
+export interface Settleable {
+  readonly detail: string;
+  readonly verifyId?: string | undefined;
+  readonly settle?: ((verified: boolean) => Promise<string>) | undefined;
+}
+
+/**
+ * Verifies what an action did (the container it hands over, else the one it was given) and lets the
+ * action keep or undo its work on the verdict. The detail reads "action's; verification's; settle's".
+ */
+export async function verifyAndSettle(
+  docker: DockerClient,
+  done: Settleable,
+  givenId: string,
+  o: VerifyOptions,
+): Promise<Verification> {
+  const v = await verifyRecovery(docker, done.verifyId ?? givenId, o);
+  const detail = `${done.detail}; ${v.detail}`;
+  if (!done.settle) return { ...v, detail };
+  return { ...v, detail: `${detail}; ${await done.settle(v.result === 'succeeded')}` };
+}

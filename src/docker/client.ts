@@ -65,6 +65,9 @@ export type CreateOutcome =
   | { readonly id: string }
   | { readonly refused: 'no_such_image' | 'name_in_use'; readonly detail: string };
 
+/** An inspected container (a lookup by name inspects; a listing of a service or project does not). */
+export const isDetails = (c: ContainerView): c is ContainerDetails => 'hasHealthCheck' in c;
+
 export interface DockerEvent {
   readonly action: string;
   readonly id: string;

@@ -6,7 +6,7 @@
 // While a dependent is acted on, its record carries the intent, so the watcher takes its stop for ours
 // and a restart of the service verifies it.
 import { stopTimeoutOf } from '../actions/handler.js';
-import { verifyRecovery } from '../actions/verify.js';
+import { verifyAndSettle } from '../actions/verify.js';
 import { type DependentStep, planDependents } from '../core/dependents.js';
 import { mayTouch } from '../core/policy.js';
 import { emptyRecord, type RemediationResult, type Signal } from '../core/types.js';
@@ -126,14 +126,13 @@ async function healOne(
     );
     detail = outcome.detail;
     if (outcome.ok) {
-      const v = await verifyRecovery(deps.docker, outcome.verifyId ?? details.id, {
+      const v = await verifyAndSettle(deps.docker, outcome, details.id, {
         timeoutMs: deps.config.verifyTimeoutMs,
         graceMs: deps.config.verifyGraceMs,
         now: () => deps.clock.now(),
       });
       result = v.result;
-      detail = `${outcome.detail}; ${v.detail}`;
-      if (outcome.settle) detail = `${detail}; ${await outcome.settle(result === 'succeeded')}`;
+      detail = v.detail;
     }
   } catch (err) {
     detail = `docker error: ${(err as Error).message}`;

@@ -4,7 +4,7 @@
 // escalation, retry timer) after it. What a skip does (flapping, give-up, end of an incident) too.
 import { randomUUID } from 'node:crypto';
 import { accepts, stopTimeoutOf } from '../actions/handler.js';
-import { verifyRecovery } from '../actions/verify.js';
+import { verifyAndSettle } from '../actions/verify.js';
 import { NO_ACTION } from '../core/actions.js';
 import { decide, maxAttemptsFor } from '../core/policy.js';
 import {
@@ -24,12 +24,10 @@ import {
   type RemediationResult,
   type Signal,
 } from '../core/types.js';
-import type { ContainerDetails } from '../docker/client.js';
+import { type ContainerDetails, isDetails } from '../docker/client.js';
 import type { Incident, RemediationState } from '../state/store.js';
 import type { EngineDeps, EngineIo } from './deps.js';
 import { healDependents } from './dependents.js';
-
-const isDetails = (c: ContainerView): c is ContainerDetails => 'hasHealthCheck' in c;
 
 /** What an action's result was, as recorded: the result step's input. */
 export interface ActionResult {
@@ -280,15 +278,14 @@ export class ContainerPath {
         detail = outcome.detail;
         if (outcome.ok) {
           // A recreate hands over the new container's id: that is the one to prove healthy.
-          const v = await verifyRecovery(docker, outcome.verifyId ?? details.id, {
+          const v = await verifyAndSettle(docker, outcome, details.id, {
             timeoutMs: config.verifyTimeoutMs,
             graceMs: config.verifyGraceMs,
             now: () => this.deps.clock.now(),
           });
           result = v.result;
-          detail = `${outcome.detail}; ${v.detail}`;
+          detail = v.detail;
           lastHealthOutput = v.lastHealthOutput;
-          if (outcome.settle) detail = `${detail}; ${await outcome.settle(result === 'succeeded')}`;
           // Restarted or replaced and healthy again: what depends on it (its network namespace,
           // depends_on with restart: true) is healed next, within the same incident.
           if (

@@ -14,7 +14,7 @@ import {
 import { decideHost, mayTouch } from '../core/policy.js';
 import { describeTarget } from '../core/targets.js';
 import type { ActionName, RemediationResult, Signal } from '../core/types.js';
-import { type ContainerDetails, lookupTargets } from '../docker/client.js';
+import { type ContainerDetails, isDetails, lookupTargets } from '../docker/client.js';
 import type { EngineIo } from './deps.js';
 
 /** One line per step: "db restart succeeded (healthy)". */
@@ -51,7 +51,7 @@ export async function runStackAction(
   const containers: ContainerDetails[] = [];
   const untouched: Untouched[] = [];
   for (const c of listed.containers) {
-    const details = 'hasHealthCheck' in c ? (c as ContainerDetails) : await deps.docker.inspect(c.id);
+    const details = isDetails(c) ? c : await deps.docker.inspect(c.id);
     if (!details) continue;
     const no = mayTouch(details, action, deps.store.record(details.name), now, ctx);
     if (no)
