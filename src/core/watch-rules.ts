@@ -11,6 +11,12 @@ import type { ContainerRecord, ContainerView } from './types.js';
 export const REPLAY_AGE_MS = 2000;
 /** A replayed kill/stop this soon after one of our actions began is taken as that action's. */
 export const OWN_ACTION_WINDOW_MS = 120_000;
+/**
+ * How long an exit a reconcile pass finds, with no event seen for it, waits for the event stream before
+ * the pass heals it. A listing can answer before the stream has delivered the kill of a docker stop
+ * that happened just before it: healing at once would restart what an operator just stopped.
+ */
+export const STREAM_GRACE_MS = 3000;
 
 export interface OwnActionVerdict {
   readonly own: boolean;
@@ -123,19 +129,27 @@ export type ReconcileVerdict =
         | 'not_a_failure'
         | 'stopped_by_operator'
         | 'own_action'
-        | 'crash_loop_hold';
+        | 'crash_loop_hold'
+        /** An exit with no event seen yet: asked again after STREAM_GRACE_MS, from exitSeenAt. */
+        | 'awaiting_events';
     };
 
 /**
  * What one reconcile pass found of one container that the stream may have missed: it is unhealthy, or
- * it was running at the last look and has exited since with no event seen. A given-up container waits
- * for a human or its recovery: signalling it at every pass would only repeat the same skip forever.
+ * it was running at the last look and has exited since with no event seen. Such an exit is healed only
+ * once it has waited STREAM_GRACE_MS for its events (and none arrived or is still being applied): the
+ * kill of an operator's docker stop may be on its way. A given-up container waits for a human or its
+ * recovery: signalling it at every pass would only repeat the same skip forever.
  */
 export function reconcileVerdict(o: {
   readonly record: ContainerRecord | undefined;
   readonly view: Pick<ContainerView, 'state' | 'health'>;
   /** Running at the previous pass (false for a container seen for the first time). */
   readonly wasRunning: boolean;
+  /** When a pass first found this exit with no event for it (awaiting_events); undefined otherwise. */
+  readonly exitSeenAt: number | undefined;
+  /** Events of this container have arrived and are not applied yet. */
+  readonly eventsPending: boolean;
   /** Whether its exit, as the listing shows it, is a failure to heal (isFailedExit). */
   readonly failedExit: boolean;
   readonly operatorStopAt: number | undefined;
@@ -147,13 +161,17 @@ export function reconcileVerdict(o: {
   if (o.view.state === 'running' && o.view.health === 'unhealthy') {
     return { signal: 'unhealthy', reason: 'unhealthy at reconcile' };
   }
-  if (!o.wasRunning || o.view.state !== 'exited') return { signal: undefined, reason: 'no_change' };
+  const missed = o.wasRunning || o.exitSeenAt !== undefined;
+  if (!missed || o.view.state !== 'exited') return { signal: undefined, reason: 'no_change' };
   if (!o.failedExit) return { signal: undefined, reason: 'not_a_failure' };
   if (o.operatorStopAt !== undefined || o.record?.stoppedByOperator) {
     return { signal: undefined, reason: 'stopped_by_operator' };
   }
   if (ownAction(o.record, o.now, o.now).own) return { signal: undefined, reason: 'own_action' };
   if (inCrashLoop(o.history, o.now, o.crashLoop)) return { signal: undefined, reason: 'crash_loop_hold' };
+  if (o.eventsPending || o.exitSeenAt === undefined || o.now - o.exitSeenAt < STREAM_GRACE_MS) {
+    return { signal: undefined, reason: 'awaiting_events' };
+  }
   return { signal: 'exited', reason: 'exited (seen at reconcile)' };
 }
 

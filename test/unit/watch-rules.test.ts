@@ -10,6 +10,7 @@ import {
   REPLAY_AGE_MS,
   reconcileVerdict,
   restartCountVerdict,
+  STREAM_GRACE_MS,
   whoStopped,
 } from '../../src/core/watch-rules.js';
 import { NOW } from '../fixtures/views.js';
@@ -175,12 +176,15 @@ t.test('exitVerdict: what an exit nobody asked for asks of the watcher', async (
 
 t.test('reconcileVerdict: what a pass signals that the stream missed', async (t) => {
   const unhealthy = { state: 'running', health: 'unhealthy' } as const;
-  // Unless a case says otherwise: running at the last look, exited now with a failed exit, no event seen.
+  // Unless a case says otherwise: running at the last look, exited now with a failed exit, no event seen
+  // since a pass found it STREAM_GRACE_MS ago.
   const cases: Array<{
     name: string;
     r?: Partial<ContainerRecord>;
     view?: Pick<ContainerView, 'state' | 'health'>;
     wasRunning?: boolean;
+    exitSeenAt?: number | null;
+    eventsPending?: boolean;
     failedExit?: boolean;
     operatorStopAt?: number;
     history?: RestartHistory;
@@ -196,7 +200,12 @@ t.test('reconcileVerdict: what a pass signals that the stream missed', async (t)
     },
     { name: 'exited since the last look, given up', r: { givenUp: true }, want: 'given_up' },
     { name: 'running and healthy', view: { state: 'running', health: 'healthy' }, want: 'no_change' },
-    { name: 'exited at first sight: no missed exit known', wasRunning: false, want: 'no_change' },
+    {
+      name: 'exited at first sight: no missed exit known',
+      wasRunning: false,
+      exitSeenAt: null,
+      want: 'no_change',
+    },
     { name: 'a finished job', failedExit: false, want: 'not_a_failure' },
     { name: 'an operator stop the watcher saw', operatorStopAt: NOW - 10, want: 'stopped_by_operator' },
     {
@@ -212,12 +221,31 @@ t.test('reconcileVerdict: what a pass signals that the stream missed', async (t)
     },
     { name: 'held in a crash loop', history: looping, want: 'crash_loop_hold' },
     { name: 'a crash loop that is over', history: loopedLongAgo, want: 'exited: exited (seen at reconcile)' },
+    {
+      name: 'an exit found now: its kill may still be on the stream',
+      exitSeenAt: null,
+      want: 'awaiting_events',
+    },
+    { name: 'found just before', exitSeenAt: NOW - STREAM_GRACE_MS + 1, want: 'awaiting_events' },
+    { name: 'its events are being applied', eventsPending: true, want: 'awaiting_events' },
+    {
+      name: 'found by an earlier pass, exited at this one',
+      wasRunning: false,
+      want: 'exited: exited (seen at reconcile)',
+    },
+    {
+      name: 'an operator stop that arrived while it waited',
+      operatorStopAt: NOW - 10,
+      want: 'stopped_by_operator',
+    },
   ];
   for (const k of cases) {
     const v = reconcileVerdict({
       record: k.r ? record(k.r) : undefined,
       view: k.view ?? { state: 'exited', health: 'none' },
       wasRunning: k.wasRunning ?? true,
+      exitSeenAt: k.exitSeenAt === null ? undefined : (k.exitSeenAt ?? NOW - STREAM_GRACE_MS),
+      eventsPending: k.eventsPending ?? false,
       failedExit: k.failedExit ?? true,
       operatorStopAt: k.operatorStopAt,
       history: k.history ?? emptyHistory,

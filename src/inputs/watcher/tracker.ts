@@ -20,6 +20,10 @@ export interface Tracked extends Gauged {
   inspected: boolean;
   /** A kill or stop that was not ours since the last start: the exit that follows is on purpose. */
   operatorStopAt: number | undefined;
+  /** When a reconcile pass found an exit no event explained yet; cleared by the next event applied. */
+  exitSeenAt: number | undefined;
+  /** Events that have arrived and wait in chain. */
+  eventsPending: number;
   oomAt: number | undefined;
   history: RestartHistory;
   /** Events of one container are applied in order, even when one of them waits for an inspect. */
@@ -67,6 +71,8 @@ export class Tracker {
       inspected: false,
       series: undefined,
       operatorStopAt: undefined,
+      exitSeenAt: undefined,
+      eventsPending: 0,
       oomAt: undefined,
       history: emptyHistory,
       chain: Promise.resolve(),

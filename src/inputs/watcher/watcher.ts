@@ -18,6 +18,7 @@ import {
   isFailedExit,
   ownAction,
   reconcileVerdict,
+  STREAM_GRACE_MS,
   restartCountVerdict,
   whoStopped,
 } from '../../core/watch-rules.js';
@@ -57,6 +58,8 @@ export class Watcher {
   private readonly inspectConcurrency: number;
   private stopped = true;
   private reconcileTimer: NodeJS.Timeout | undefined;
+  /** One extra pass for the exits a pass found with no event yet (STREAM_GRACE_MS later). */
+  private recheckTimer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
   private isConnected = false;
   private reported = false;
@@ -106,6 +109,7 @@ export class Watcher {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.reconcileTimer);
+    clearTimeout(this.recheckTimer);
     for (const k of this.tracker.all()) clearTimeout(k.startPeriodTimer);
     await this.stream.stop();
     // Events being applied may wait on an inspect of an engine that is gone: do not hold shutdown for it.
@@ -157,15 +161,21 @@ export class Watcher {
     if (k.name !== ev.name) k.name = ev.name;
     // Whose kill/stop this is must be judged on arrival: our record says "in flight" only while it runs.
     const own = ownAction(this.deps.store.record(k.name), ev.time, this.deps.clock.now()).own;
+    k.eventsPending++;
     k.chain = k.chain
       .then(() => this.apply(k, ev, own))
       .catch((err) =>
         this.deps.log.error({ err, container: k.name, action: ev.action }, 'watcher event failed'),
-      );
+      )
+      .finally(() => {
+        k.eventsPending--;
+      });
   }
 
   private async apply(k: Tracked, ev: DockerEvent, own: boolean): Promise<void> {
     if (!this.tracker.holds(k)) return; // destroyed meanwhile
+    // The stream has news of this container: an exit a pass found is the events' to judge now.
+    k.exitSeenAt = undefined;
     const health = healthFromAction(ev.action);
     if (health !== undefined) return this.onHealth(k, health, ev);
     switch (ev.action) {
@@ -340,6 +350,17 @@ export class Watcher {
     this.reconcileTimer.unref();
   }
 
+  /** An extra pass once the exits found with no event have waited STREAM_GRACE_MS for one. */
+  private scheduleRecheck(): void {
+    if (this.stopped || this.recheckTimer !== undefined) return;
+    this.recheckTimer = setTimeout(() => {
+      this.recheckTimer = undefined;
+      if (!this.isConnected || this.stopped) return;
+      this.reconcile().catch((err) => this.deps.log.warn({ err }, 'reconcile failed'));
+    }, STREAM_GRACE_MS + 50);
+    this.recheckTimer.unref();
+  }
+
   /** One pass: one list call, gauges, recovery bookkeeping, and signals for what the stream missed. */
   reconcile(): Promise<void> {
     this.reconciling ??= this.reconcileOnce().finally(() => {
@@ -376,6 +397,8 @@ export class Watcher {
         record: store.record(k.name),
         view,
         wasRunning,
+        exitSeenAt: k.exitSeenAt,
+        eventsPending: k.eventsPending > 0,
         failedExit: isFailedExit({
           exitCode,
           restartPolicy: k.restartPolicy,
@@ -388,6 +411,10 @@ export class Watcher {
         crashLoop: this.crashLoop,
         now: clock.now(),
       });
+      if (found.reason === 'awaiting_events') {
+        k.exitSeenAt ??= clock.now();
+        this.scheduleRecheck();
+      } else k.exitSeenAt = undefined;
       if (found.signal === 'unhealthy') this.signal(k, 'unhealthy', 'reconcile', found.reason);
       if (found.signal === 'exited') {
         const action =
