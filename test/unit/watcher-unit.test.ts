@@ -7,6 +7,7 @@ import { Registry } from 'prom-client';
 import t from 'tap';
 import { defaultActions } from '../../src/actions/registry.js';
 import { systemClock } from '../../src/core/clock.js';
+import { STREAM_GRACE_MS } from '../../src/core/watch-rules.js';
 import {
   DEFAULT_CRASH_LOOP,
   emptyHistory,
@@ -132,6 +133,8 @@ function setup(t: Teardown, env: Record<string, string> = {}) {
     },
   };
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
+  // The system clock, which a test may move ahead (past the stream grace of a reconcile).
+  const clock = { ahead: 0, now: () => systemClock.now() + clock.ahead };
   const watcher = new Watcher(
     {
       config,
@@ -140,7 +143,7 @@ function setup(t: Teardown, env: Record<string, string> = {}) {
       store: { record: (name: string) => records.get(name) },
       metrics,
       log: createLogger({ level: 'silent', file: '' }),
-      clock: systemClock,
+      clock,
     },
     {
       backoffInitialMs: 20,
@@ -153,7 +156,7 @@ function setup(t: Teardown, env: Record<string, string> = {}) {
     },
   );
   t.teardown(() => watcher.stop());
-  return { docker, watcher, records, ingested, observed, notified, metrics, retried, backoffs };
+  return { docker, watcher, records, ingested, observed, notified, metrics, retried, backoffs, clock };
 }
 
 // A hang check only: the fake engine answers at once, so a loaded machine is the only thing that can
@@ -302,6 +305,29 @@ t.test('crash loop under the restart policy: escalated once, never signalled', a
   t.equal(s.ingested.length, 0, 'no heal signal during the loop');
 });
 
+t.test('a docker stop a pass sees before its kill event arrives is never healed', async (t) => {
+  const s = setup(t);
+  s.docker.add('stopped');
+  s.watcher.start();
+  await until('connected', () => s.watcher.connected);
+  await s.watcher.reconcile();
+  // The listing answers first: exited, no event yet.
+  (s.docker.containers.get('stopped') as FakeContainer).state = 'exited';
+  await s.watcher.reconcile();
+  // Then the stream delivers the operator's kill and the die.
+  s.docker.emit('stopped', 'kill', { signal: '15' });
+  s.docker.emit('stopped', 'die', { exitCode: '0' });
+  await until('the events', () => s.watcher.stats.events >= 2);
+  s.clock.ahead += STREAM_GRACE_MS;
+  await s.watcher.reconcile();
+  await sleep(20);
+  t.same(s.ingested, [], 'no heal signal');
+  t.ok(
+    s.observed.some((o) => o.view.name === 'stopped' && o.event?.stoppedByOperator === true),
+    'recorded as stopped by an operator',
+  );
+});
+
 t.test('reconcile catches what the stream missed; WATCHER_HEAL=false only observes', async (t) => {
   const s = setup(t);
   s.docker.add('sick', { health: 'unhealthy' });
@@ -309,8 +335,14 @@ t.test('reconcile catches what the stream missed; WATCHER_HEAL=false only observ
   s.watcher.start();
   await until('connected', () => s.watcher.connected);
   t.match(s.ingested, [{ source: 'reconcile', condition: 'unhealthy', target: { name: 'sick' } }]);
-  // Exited without any event seen (the stream missed it).
+  // Exited without any event seen (the stream missed it): healed once it has waited for its events.
   (s.docker.containers.get('gone-quiet') as FakeContainer).state = 'exited';
+  await s.watcher.reconcile();
+  t.notOk(
+    s.ingested.some((x) => x.condition === 'exited'),
+    'not at the pass that found it: its kill may still be on the stream',
+  );
+  s.clock.ahead += STREAM_GRACE_MS;
   await s.watcher.reconcile();
   t.match(s.ingested.at(-1), { source: 'reconcile', condition: 'exited', target: { name: 'gone-quiet' } });
   t.ok(s.observed.length >= 4, 'every pass reports each container to the engine');
