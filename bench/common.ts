@@ -19,6 +19,7 @@ export const stubDocker: DockerClient = {
   create: async () => ({ refused: 'no_such_image', detail: 'the benchmark stub creates nothing' }),
   rename: async () => 'gone',
   imageInfo: async () => undefined,
+  removeImage: async () => 'gone',
   pull: async () => ({ failed: true, detail: 'the benchmark stub pulls nothing' }),
   prune: async (kind) => ({ kind, deleted: [], reclaimedBytes: 0 }),
   events: async function* () {},

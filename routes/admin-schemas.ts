@@ -219,3 +219,52 @@ export const NotifyAccepted = Type.Object({
   id: Type.String(),
   status: Type.Literal('queued'),
 });
+
+const UpdateStatus = Type.Union([
+  Type.Literal('up_to_date'),
+  Type.Literal('available'),
+  Type.Literal('unknown'),
+]);
+export const ContainerUpdate = Type.Object({
+  container: Type.String(),
+  mode: Type.Union([Type.Literal('apply'), Type.Literal('notify'), Type.Literal('off')], {
+    description: 'autoheal.update, else AUTOPATCH; off for a protected container',
+  }),
+  status: UpdateStatus,
+  reference: Type.String({ description: 'The image reference in full' }),
+  localDigest: Type.Optional(Type.String({ description: 'What the container runs' })),
+  remoteDigest: Type.Optional(Type.String({ description: 'What the tag names at the registry now' })),
+  rolledBackAt: Type.Optional(
+    Iso('When an update to this same image was rolled back: check runs do not apply it again'),
+  ),
+  detail: Type.String(),
+});
+export const UpdateList = Type.Object({
+  checkedAt: Iso('When the registries were asked'),
+  containers: Type.Array(ContainerUpdate),
+});
+export const UpdateRunRequest = Type.Object(
+  {
+    dryRun: Type.Optional(
+      Type.Boolean({ description: 'Decide and report what would be updated; change nothing' }),
+    ),
+    reason: Type.Optional(Reason),
+    requestedBy: Type.Optional(Requester),
+  },
+  { additionalProperties: false },
+);
+export const UpdateRun = Type.Object({
+  id: Type.String({ description: 'The check run (in the audit log as runId)' }),
+  checkedAt: Iso('When the registries were asked'),
+  containers: Type.Array(ContainerUpdate),
+  requested: Type.Array(
+    Type.Object({
+      target: Type.String(),
+      remediationId: Type.String({ description: 'Follow it at GET /api/v1/remediations/{id}' }),
+    }),
+    { description: 'One update per container or Compose service opted in with apply' },
+  ),
+  notified: Type.Array(Type.String(), {
+    description: 'notify containers listed to the humans in one message',
+  }),
+});

@@ -5,6 +5,8 @@ import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import type { PolicyConfig } from './core/policy.js';
 import type { WatchScope } from './core/scope.js';
+import type { UpdateMode } from './core/updates.js';
+import { dockerConfigDir } from './registry/auth.js';
 
 const Bool = (def: boolean, description: string) =>
   Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')], {
@@ -132,6 +134,17 @@ export const EnvSchema = Type.Object({
     default: '',
     description: 'Scheduled maintenance: "CRON=action[:target]" entries separated by ";"',
   }),
+  AUTOPATCH: Type.Union([Type.Literal('apply'), Type.Literal('notify'), Type.Literal('off')], {
+    default: 'off',
+    description:
+      'Image updates for containers without an autoheal.update label: apply (update, roll back when unhealthy), notify (list only), off',
+  }),
+  DOCKER_CONFIG: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'Directory of the Docker config.json whose registry credentials updates use (read only)',
+    }),
+  ),
   DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'Durable state directory' }),
   LOG_FILE: Type.String({
     default: './logs/auto_repair.log',
@@ -195,6 +208,8 @@ export type { PolicyConfig, WatchScope };
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const scopesAgree: Same<Env['WATCH_SCOPE'], WatchScope> = true;
 void scopesAgree;
+const modesAgree: Same<Env['AUTOPATCH'], UpdateMode> = true;
+void modesAgree;
 
 export interface Config {
   readonly port: number;
@@ -221,6 +236,10 @@ export interface Config {
   readonly rulesFile: string | undefined;
   readonly cleanup: CleanupConfig;
   readonly schedules: string;
+  /** Image updates (auto_patcher): the mode of a container without an autoheal.update label. */
+  readonly autopatch: UpdateMode;
+  /** Where the Docker config.json with registry credentials is (DOCKER_CONFIG, else ~/.docker). */
+  readonly dockerConfigDir: string;
   readonly dataDir: string;
   readonly logFile: string;
   readonly logMaxBytes: number;
@@ -382,6 +401,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       logMaxBytes: e.CLEANUP_LOG_MAX_BYTES,
     }),
     schedules: e.SCHEDULES,
+    autopatch: e.AUTOPATCH,
+    dockerConfigDir: dockerConfigDir({ DOCKER_CONFIG: e.DOCKER_CONFIG }),
     dataDir: e.DATA_DIR,
     logFile: e.LOG_FILE,
     logMaxBytes: e.LOG_MAX_BYTES,

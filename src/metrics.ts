@@ -63,6 +63,13 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     }
   };
 
+  const updates = new Counter({
+    name: 'autoheal_updates_total',
+    help: 'Image updates: available (found by a check), updated (verified), rolled_back, failed',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  for (const result of ['available', 'updated', 'rolled_back', 'failed']) updates.inc({ result }, 0);
   const escalations = new Counter({
     name: 'autoheal_escalations_total',
     help: 'Escalation events raised for a human, by kind',
@@ -181,6 +188,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     httpDuration,
     decisions,
     remediations,
+    updates,
     remediationDuration,
     escalations,
     givenUp,

@@ -66,11 +66,24 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
-  const { docker, clock, metrics, store, engine, app } = service;
+  const { docker, clock, metrics, store, engine, app, updates } = service;
   metrics.buildInfo.set({ version: VERSION, node: process.version }, 1);
   // The health watcher also owns autoheal_docker_connected (engine answers and its event stream is followed).
   const watcher = new Watcher({ config, docker, engine, store, metrics, log, clock });
-  const scheduler = new Scheduler(schedules, { engine, store, clock, log, metrics });
+  const scheduler = new Scheduler(schedules, {
+    engine,
+    store,
+    clock,
+    log,
+    metrics,
+    // update:all: the check run, automatic (only autoheal.update=apply containers are updated).
+    batch: (entry) =>
+      updates.run({
+        source: 'schedule',
+        requestedBy: 'schedule',
+        reason: `scheduled maintenance "${entry.text}"`,
+      }),
+  });
 
   log.info(
     {

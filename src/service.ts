@@ -20,6 +20,7 @@ import { type EscalationSink, LogEscalationSink, type TextNotifier } from './not
 import { createNotifier, type Notifier } from './notifiers/index.js';
 import type { WriteFn } from './state/journal.js';
 import { Store } from './state/store.js';
+import { UpdateChecker } from './inputs/updates.js';
 
 export interface ServiceOverrides {
   readonly docker?: DockerClient;
@@ -53,7 +54,24 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
   const metrics = o.metrics ?? createMetrics(new Registry());
   const clock = o.clock ?? systemClock;
   const docker = o.docker ?? new DockerodeClient(config.dockerHost, config.dockerTimeoutMs);
-  const actions = o.actions ?? defaultActions();
+  const actions =
+    o.actions ??
+    defaultActions({
+      updates: {
+        autopatch: config.autopatch,
+        // Counted; a rolled-back image is remembered, so check runs do not apply it again.
+        onResult: (result, u) => {
+          metrics.updates.inc({ result });
+          try {
+            if (result === 'rolled_back' && u.image)
+              store.putRejectedUpdate(u.container, { image: u.image, at: clock.now() });
+            if (result === 'updated') store.putRejectedUpdate(u.container, undefined);
+          } catch (err) {
+            log.error({ err, container: u.container }, 'cannot record the outcome of an update');
+          }
+        },
+      },
+    });
   // The rules name actions: checked against the ones this service has.
   const rules = o.rules ?? (config.rulesFile ? loadRulesFile(config.rulesFile, actions) : []);
   const store = new Store(config.dataDir, log, { write: o.journalWrite });
@@ -74,7 +92,9 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     actions,
     rules,
   });
+  const updates = new UpdateChecker({ docker, engine, config, store, metrics, log, clock });
   const app = await buildApp(config, {
+    updates,
     docker,
     metrics,
     log,
@@ -94,6 +114,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     store,
     notifier,
     engine,
+    updates,
     app,
     /** Starts the notifier's delivery loop and the engine (replay, then intake). */
     start(): void {

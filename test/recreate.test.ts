@@ -9,6 +9,7 @@ import t, { type Test } from 'tap';
 import { asideName, recreateAction } from '../src/actions/recreate.js';
 import { ADMIN_TOKEN, RecordingSink, testApp } from './fixtures/app.js';
 import {
+  byName,
   createTestContainer,
   docker,
   ensureTestImage,
@@ -26,13 +27,6 @@ interface Teardown {
 }
 
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
-
-/** The container of this name now, or undefined. */
-const byName = (name: string): Promise<Docker.ContainerInspectInfo | undefined> =>
-  docker
-    .getContainer(name)
-    .inspect()
-    .catch(() => undefined);
 
 /** A bind-mounted directory the container and the test both see; removed in teardown. */
 function stateDir(t: Teardown): string {

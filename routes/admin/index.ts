@@ -9,6 +9,7 @@ import containerRoutes from './containers.js';
 import incidentRoutes from './incidents.js';
 import notifyRoutes from './notify.js';
 import remediationRoutes from './remediations.js';
+import updateRoutes from './updates.js';
 import { AdminError } from './shared.js';
 
 const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -38,5 +39,6 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(containerRoutes);
   await app.register(incidentRoutes);
   await app.register(notifyRoutes);
+  await app.register(updateRoutes);
 };
 export default adminRoutes;

@@ -4,6 +4,7 @@
 // containers are truncated in place (what `docker logs` rotation would do, without a shell).
 import { stat, truncate } from 'node:fs/promises';
 import { CONTAINER_LABELS } from '../core/labels.js';
+import { isAside } from '../core/names.js';
 import { checkScope } from '../core/scope.js';
 import { parseDuration } from '../core/duration.js';
 import type { PruneKind } from '../docker/client.js';
@@ -30,6 +31,8 @@ export const cleanupAction: ActionHandler = {
     const now = ctx.now();
     for (const c of containers) {
       if (!STOPPED.has(c.state) || c.labels[CONTAINER_LABELS.protect] === 'true') continue;
+      // The old container of a recreate or an update, kept (with its image) until the new one is verified.
+      if (isAside(c.name)) continue;
       if (!checkScope(c, scope).ok || now - c.created < minAgeMs) continue;
       try {
         const r = await ctx.docker.remove(c.id);

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { CONTAINER_LABELS } from '../core/labels.js';
 import type { ScopeContext } from '../core/scope.js';
-import type { ActionName } from '../core/actions.js';
+import type { ActionName, ActionSpec } from '../core/actions.js';
 import type { TargetKind } from '../core/targets.js';
 import type { ContainerDetails, DockerClient } from '../docker/client.js';
 
@@ -82,12 +82,18 @@ export interface ActionOutcome {
 /** What an action left half done when the service died, as its resume() found and settled it. */
 export interface ResumeOutcome {
   readonly detail: string;
+  /**
+   * The action was undone or never took effect (an update interrupted before its new container ran):
+   * the container is still verified, but the attempt counts as failed, whatever its health.
+   */
+  readonly undone?: boolean | undefined;
   /** The container to verify now; the one that has the name when not given. */
   readonly verifyId?: string | undefined;
   readonly settle?: ((verified: boolean) => Promise<string>) | undefined;
 }
 
-export interface ActionHandler {
+/** An action's code, with what the decisions know of it (its target kinds and policy hooks: ActionSpec). */
+export interface ActionHandler extends ActionSpec {
   readonly name: ActionName;
   /** The kinds of target it acts on: the engine runs it on no other (see accepts()). */
   readonly targets: ReadonlyArray<TargetKind>;

@@ -6,17 +6,20 @@ import { recreateAction } from './recreate.js';
 import { restartAction } from './restart.js';
 import { restartStackAction } from './restart-stack.js';
 import { stopStartAction } from './stop-start.js';
+import { makeUpdateAction, type UpdateOptions } from './update.js';
 
 /** A registry of the given handlers, keyed by their names. */
 export const registryOf = (handlers: ReadonlyArray<ActionHandler>): ActionRegistry =>
   new Map(handlers.map((h) => [h.name, h]));
 
-export function defaultActions(): ActionRegistry {
+/** The service's actions; `updates` sets AUTOPATCH and the count of each update's end. */
+export function defaultActions(o: { readonly updates?: UpdateOptions } = {}): ActionRegistry {
   return registryOf([
     restartAction, // container: docker restart with the stop timeout
     stopStartAction, // container: stop (kill when stuck), then start
     cleanupAction, // host: remove stopped containers, prune, truncate oversized logs
     recreateAction, // container: re-created from its definition, the old one kept aside until verified
     restartStackAction, // compose_project: every container in depends_on order, each layer verified first
+    makeUpdateAction(o.updates), // container: pulled and re-created on the new image, rolled back unless healthy
   ]);
 }

@@ -16,6 +16,9 @@ import type {
   RemediationRequest,
   ResetState,
   ControlRequest,
+  UpdateList,
+  UpdateRun,
+  UpdateRunRequest,
 } from '../../routes/admin-schemas.js';
 import { CliError, type Io } from './io.js';
 import type { Values } from './options.js';
@@ -27,6 +30,8 @@ export type IncidentView = Static<typeof IncidentList>['incidents'][number];
 export type PauseView = Static<typeof PauseState>;
 export type ResetView = Static<typeof ResetState>;
 export type NotifyView = Static<typeof NotifyAccepted>;
+export type UpdateListView = Static<typeof UpdateList>;
+export type UpdateRunView = Static<typeof UpdateRun>;
 
 export class AdminClient {
   constructor(
@@ -66,6 +71,14 @@ export class AdminClient {
 
   notify(body: Static<typeof NotifyRequest>): Promise<NotifyView> {
     return this.call('POST', '/api/v1/notify', body);
+  }
+
+  updates(): Promise<UpdateListView> {
+    return this.call('GET', '/api/v1/updates');
+  }
+
+  runUpdates(body: Static<typeof UpdateRunRequest>): Promise<UpdateRunView> {
+    return this.call('POST', '/api/v1/updates', body);
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {

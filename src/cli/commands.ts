@@ -12,6 +12,7 @@ import {
   Progress,
   remediationOutcome,
   remediationProgress,
+  updatesText,
 } from './render.js';
 
 export interface CommandContext {
@@ -76,6 +77,20 @@ export const COMMANDS: readonly Command[] = [
     summary: 'free disk space on the host (prune, oversized logs) and wait',
     expects: { count: 0, what: 'no arguments (cleanup acts on the whole host)' },
     run: (ctx) => remediate(ctx, 'cleanup', undefined),
+  },
+  {
+    name: 'update',
+    synopsis: '<target>',
+    summary: 'pull its image tag, re-create it on the new image, roll back unless healthy',
+    expects: { count: 1, what: TARGET },
+    run: (ctx, [target]) => remediate(ctx, 'update', target),
+  },
+  {
+    name: 'updates',
+    synopsis: '',
+    summary: 'which watched containers have a newer image (--apply: run the update check now)',
+    expects: { count: 0, what: 'no arguments (--apply runs the check run)' },
+    run: updates,
   },
   {
     name: 'pause',
@@ -190,6 +205,26 @@ async function remediate(
   if (outcome.out) io.out(outcome.out);
   if (outcome.err) io.err(outcome.err);
   return outcome.code;
+}
+
+async function updates({ api, io, values: v }: CommandContext): Promise<number> {
+  if (!v.apply) {
+    const list = await api.updates();
+    io.out(v.json ? json(list) : updatesText(list));
+    return 0;
+  }
+  const run = await api.runUpdates({
+    dryRun: v['dry-run'] ?? false,
+    ...(v.reason === undefined ? {} : { reason: v.reason }),
+  });
+  if (v.json) {
+    io.out(json(run));
+    return 0;
+  }
+  const lines = run.requested.map((r) => `update of ${r.target} requested: ${r.remediationId}\n`);
+  if (run.notified.length) lines.push(`listed to the humans: ${run.notified.join(', ')}\n`);
+  io.out(`${updatesText(run)}${lines.join('') || 'nothing to update\n'}`);
+  return 0;
 }
 
 async function status({ api, io, values: v }: CommandContext): Promise<number> {

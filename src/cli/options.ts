@@ -39,6 +39,10 @@ export const OPTIONS = {
   container: { type: 'string', value: 'name', help: ['incidents: of one container'] },
   all: { type: 'boolean', help: ['status: list containers outside the watch scope too'] },
   silent: { type: 'boolean', help: ['notify: deliver without a notification sound'] },
+  apply: {
+    type: 'boolean',
+    help: ['updates: run the update check now (apply and notify, as a schedule would)'],
+  },
   'requested-by': {
     type: 'string',
     value: 'who',

@@ -1,6 +1,6 @@
 // The CLI's text output for people: tables, local times, the outcome of a remediation with a hint for
 // each skip reason, and the progress shown while a remediation is followed. --json bypasses all of it.
-import type { ContainerView, IncidentView, RemediationView } from './api.js';
+import type { ContainerView, IncidentView, RemediationView, UpdateListView } from './api.js';
 import type { Io } from './io.js';
 
 /** Shows what a wait is doing: a spinner on a terminal, one line per change otherwise (CI logs). */
@@ -116,6 +116,24 @@ export function incidentsText(
 }
 
 /** The progress line while a remediation is followed. */
+const short = (d: string | undefined) => (d ? d.replace(/^sha256:/, '').slice(0, 12) : '-');
+
+/** The update check: one row per watched container, what it runs and what its tag names now. */
+export function updatesText(list: UpdateListView): string {
+  if (list.containers.length === 0) return 'no watched containers\n';
+  const rows = list.containers.map((c) => [
+    c.container,
+    c.rolledBackAt ? 'rolled back' : c.status === 'available' ? 'AVAILABLE' : c.status,
+    c.mode,
+    c.reference,
+    short(c.localDigest),
+    short(c.remoteDigest),
+    c.status === 'unknown' ? c.detail : '',
+  ]);
+  const available = list.containers.filter((c) => c.status === 'available').length;
+  return `${table(['CONTAINER', 'STATUS', 'MODE', 'IMAGE', 'RUNS', 'REGISTRY', 'NOTE'], rows)}${available} update${available === 1 ? '' : 's'} available (checked ${localTime(list.checkedAt)})\n`;
+}
+
 export const remediationProgress = (label: string, r: RemediationView): string =>
   `${label}: ${r.state === 'running' ? 'running, verifying recovery' : r.state}`;
 
@@ -145,6 +163,7 @@ export function remediationOutcome(
         circuit_open: '--force skips the circuit breaker',
         given_up: `\`autoheal-nexus reset ${r.container ?? target}\` clears given_up (or use --force)`,
         paused: `\`autoheal-nexus resume ${target}\` lifts the pause`,
+        not_opted_in: 'label the container autoheal.update=apply (or notify, to update it by hand only)',
       };
       const hint = r.skipReason ? hints[r.skipReason] : undefined;
       return {

@@ -3,6 +3,7 @@
 // catalog (a handler carries its `targets`), so core never imports the handlers and adding an action
 // is its file plus one registry line.
 import type { TargetKind } from './targets.js';
+import type { ContainerRecord, ContainerView } from './types.js';
 
 /** An action's name as the registry, a label, a rule or a request spells it ("restart"). */
 export type ActionName = string;
@@ -10,6 +11,29 @@ export type ActionName = string;
 export interface ActionSpec {
   /** The kinds of target the action acts on. */
   readonly targets: ReadonlyArray<TargetKind>;
+  /**
+   * For an action a container must opt in to (update): why it may not run on this container now, or
+   * undefined when it may. decide() asks it after the scope and protection checks, before any other.
+   */
+  readonly consent?:
+    | ((
+        c: ContainerView,
+        r: ContainerRecord | undefined,
+        o: { readonly automatic: boolean },
+      ) => string | undefined)
+    | undefined;
+  /**
+   * The containers of one target (the replicas of a service) are acted on one after another, and the
+   * rest are held back once one fails (update), instead of all at once.
+   */
+  readonly oneAtATime?: boolean | undefined;
+  /**
+   * A failure is final: escalated at once whatever asked for the action, its incident closed, never
+   * retried (an update that was rolled back runs the image it had; trying again would fail again).
+   */
+  readonly oneShot?: boolean | undefined;
+  /** May be scheduled over every watched container at once (`update:all`), through the service's own run. */
+  readonly batch?: boolean | undefined;
 }
 
 export type ActionCatalog = ReadonlyMap<ActionName, ActionSpec>;

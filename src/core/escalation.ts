@@ -10,5 +10,7 @@ export const ESCALATION_KINDS = [
   'flapping',
   'alert',
   'recovered',
+  /** A check run found image updates for autoheal.update=notify containers: listed, nothing changed. */
+  'updates_available',
 ] as const;
 export type EscalationKind = (typeof ESCALATION_KINDS)[number];

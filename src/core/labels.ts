@@ -18,12 +18,16 @@ export const CONTAINER_LABELS = {
   composeProject: 'com.docker.compose.project',
   composeService: 'com.docker.compose.service',
   composeOneoff: 'com.docker.compose.oneoff',
+  /** A replica's number within its service (1, 2, …), as `docker compose up --scale` numbers them. */
+  composeNumber: 'com.docker.compose.container-number',
   /** Compose v2's record of depends_on: `service:condition:restart`, comma-joined (core/compose-graph.ts). */
   composeDependsOn: 'com.docker.compose.depends_on',
   /** The same, set by hand where Compose writes none (docker-compose 1.x); a bare `db` means started. */
   dependsOn: 'autoheal.depends_on',
   /** restart | recreate | ignore: what happens to a container's dependents (on the dependent or the parent). */
   dependents: 'autoheal.dependents',
+  /** apply | notify | off: whether image updates are applied, only listed, or never (AUTOPATCH otherwise). */
+  update: 'autoheal.update',
 } as const;
 
 /** Alert labels, in order of preference where several name the same thing. */

@@ -188,6 +188,8 @@ export function decide(i: DecideInput): Decision {
 
   const untouchable = mayTouch(c, action, r, now, ctx);
   if (untouchable) return untouchable;
+  const refused = ctx.actions.get(action)?.consent?.(c, r, { automatic });
+  if (refused !== undefined) return skip('not_opted_in', refused);
   if (i.busy || r?.inFlight) return skip('in_progress', `${r?.inFlight?.action ?? 'an action'} is running`);
 
   if (automatic && r?.stoppedByOperator && c.state !== 'running') {

@@ -165,6 +165,10 @@ export const SKIP_REASONS = [
   'circuit_open',
   'already_healthy',
   'no_action',
+  /** An action the container must opt in to (update), and it has not, or not now. */
+  'not_opted_in',
+  /** A replica not acted on because the one before it failed (an update goes one at a time). */
+  'held_back',
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 export const ACT_REASONS = ['ok', 'dry_run', 'forced'] as const;

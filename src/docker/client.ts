@@ -32,6 +32,8 @@ export interface ContainerDetails extends ContainerView {
 export interface ImageInfo {
   readonly id: string;
   readonly repoDigests: ReadonlyArray<string>;
+  /** The tags that name it (`repo:tag`); none once a pull has moved its tag to a newer image. */
+  readonly repoTags?: ReadonlyArray<string> | undefined;
 }
 
 /** Credentials for a registry, as the engine takes them for a pull (X-Registry-Auth). */
@@ -119,6 +121,11 @@ export interface DockerClient {
   prune(kind: PruneKind, filters: PruneFilters): Promise<PruneReport>;
   /** The local image a reference or id names; undefined when there is none. */
   imageInfo(ref: string): Promise<ImageInfo | undefined>;
+  /**
+   * Removes an image by its id, never by force: `in_use` when a container (running or not) still uses
+   * it or the engine refuses for another reason it names as a conflict.
+   */
+  removeImage(id: string): Promise<'removed' | 'in_use' | 'gone'>;
   /** Pulls an image reference (credentials when the registry needs them); engine failures throw. */
   pull(ref: string, credentials?: RegistryCredentials): Promise<PullOutcome>;
   /** Container events, parsed line by line, until the signal aborts or the stream ends. */

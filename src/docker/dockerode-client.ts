@@ -512,16 +512,38 @@ export class DockerodeClient implements DockerClient {
   async imageInfo(ref: string): Promise<ImageInfo | undefined> {
     const path = imagePath(ref);
     try {
-      const info = await this.dial<{ Id?: string; RepoDigests?: string[] | null }>({
+      const info = await this.dial<{
+        Id?: string;
+        RepoDigests?: string[] | null;
+        RepoTags?: string[] | null;
+      }>({
         path: `/images/${path}/json`,
         method: 'GET',
         abortSignal: this.signal(),
         statusCodes: { 200: true, 404: 'no such image', 500: 'server error' },
       });
       if (!info?.Id) return undefined;
-      return { id: info.Id, repoDigests: info.RepoDigests ?? [] };
+      return { id: info.Id, repoDigests: info.RepoDigests ?? [], repoTags: info.RepoTags ?? [] };
     } catch (err) {
       if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async removeImage(id: string): Promise<'removed' | 'in_use' | 'gone'> {
+    const path = imagePath(id);
+    try {
+      await this.dial({
+        path: `/images/${path}?`,
+        method: 'DELETE',
+        options: { force: false, noprune: false },
+        abortSignal: this.signal(30_000),
+        statusCodes: { 200: true, 404: 'no such image', 409: 'conflict', 500: 'server error' },
+      });
+      return 'removed';
+    } catch (err) {
+      if (isNotFound(err)) return 'gone';
+      if (statusOf(err) === 409) return 'in_use';
       throw err;
     }
   }

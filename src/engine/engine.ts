@@ -417,9 +417,11 @@ export class Engine {
         targets: targets.map((c) => c.name),
       });
     }
-    const outcomes = await Promise.all(
-      targets.map((c) => this.containers.remediateContainer(signal, action, c)),
-    );
+    const outcomes = handler?.oneAtATime
+      ? await this.containers.oneAtATime(signal, action, targets)
+      : await Promise.all(
+          targets.map(async (c) => (await this.containers.remediateContainer(signal, action, c)).summary),
+        );
     return { summary: outcomes.join('; '), container: targets.length === 1 ? targets[0] : undefined };
   }
 

@@ -7,6 +7,7 @@ import { accepts, stopTimeoutOf } from '../actions/handler.js';
 import { verifyAndSettle } from '../actions/verify.js';
 import { NO_ACTION } from '../core/actions.js';
 import { decide, maxAttemptsFor } from '../core/policy.js';
+import { CONTAINER_LABELS } from '../core/labels.js';
 import {
   flappingReported,
   givenUp,
@@ -50,7 +51,12 @@ export class ContainerPath {
   }
 
   /** Decides and, when allowed, acts on one container; returns a one-line account of what happened. */
-  async remediateContainer(signal: Signal, action: ActionName, c: ContainerView): Promise<string> {
+  /** Decides and acts on one container; `result` is the action's when one ran (not a skip or dry run). */
+  async remediateContainer(
+    signal: Signal,
+    action: ActionName,
+    c: ContainerView,
+  ): Promise<{ readonly summary: string; readonly result?: RemediationResult }> {
     // An action interrupted by a restart of the service is verified before anything else is decided.
     await this.resuming(c.name);
     const now = this.deps.clock.now();
@@ -62,7 +68,7 @@ export class ContainerPath {
         { event: 'replay', signalId: signal.id, container: c.name, action: record.lastAction },
         `${c.name}: this signal's ${record.lastAction ?? 'action'} was already carried out; not repeated`,
       );
-      return `${c.name}: ${record.lastAction ?? action} already carried out for this signal`;
+      return { summary: `${c.name}: ${record.lastAction ?? action} already carried out for this signal` };
     }
     const decision = decide({
       signal,
@@ -78,7 +84,9 @@ export class ContainerPath {
     if (decision.verdict === 'skip') {
       this.recordSkip(signal, decision, c, record, now);
       this.io.report.finishManual(signal, 'skipped', decision, c.name);
-      return `${c.name}: not acted on (${decision.reason}${decision.detail ? `: ${decision.detail}` : ''})`;
+      return {
+        summary: `${c.name}: not acted on (${decision.reason}${decision.detail ? `: ${decision.detail}` : ''})`,
+      };
     }
     if (decision.dryRun) {
       this.deps.metrics.remediations.inc({ action, result: 'dry_run' });
@@ -87,12 +95,12 @@ export class ContainerPath {
         `dry run: would ${action}`,
       );
       this.io.report.finishManual(signal, 'dry_run', decision, c.name);
-      return `${c.name}: dry run, would ${action}`;
+      return { summary: `${c.name}: dry run, would ${action}` };
     }
     this.io.busy.add(c.name);
     try {
       const result = await this.io.limit(() => this.act(signal, action, c, decision));
-      return `${c.name}: ${action} ${result}`;
+      return { summary: `${c.name}: ${action} ${result}`, result };
     } finally {
       this.io.busy.delete(c.name);
     }
@@ -189,6 +197,38 @@ export class ContainerPath {
       this.deps.log.warn({ err, event: 'dependents', container: view.name }, 'cannot heal the dependents');
       return `${detail}; dependents not healed: ${(err as Error).message}`;
     }
+  }
+
+  /**
+   * The containers of one target one after another (an action that goes replica by replica: update);
+   * once one's action fails, the rest are held back, each with its reason.
+   */
+  async oneAtATime(
+    signal: Signal,
+    action: ActionName,
+    targets: ReadonlyArray<ContainerView>,
+  ): Promise<string[]> {
+    const out: string[] = [];
+    let failed: string | undefined;
+    // Replicas in Compose's order (container-number 1, 2, …), so the first to go is the first one.
+    const number = (c: ContainerView) => Number(c.labels[CONTAINER_LABELS.composeNumber] ?? 0) || 0;
+    for (const c of [...targets].sort((a, b) => number(a) - number(b))) {
+      if (failed !== undefined) {
+        const decision: Decision = {
+          verdict: 'skip',
+          reason: 'held_back',
+          detail: `${action} of ${failed} failed: the other replicas wait`,
+        };
+        this.io.report.audit(signal, decision, c.name);
+        this.io.report.finishManual(signal, 'skipped', decision, c.name);
+        out.push(`${c.name}: not acted on (held_back: ${decision.detail})`);
+        continue;
+      }
+      const done = await this.remediateContainer(signal, action, c);
+      out.push(done.summary);
+      if (done.result !== undefined && done.result !== 'succeeded') failed = c.name;
+    }
+    return out;
   }
 
   /** Records the intent, runs the handler, verifies, and records the result. */
@@ -318,7 +358,15 @@ export class ContainerPath {
     const now = this.deps.clock.now();
     const durationMs = now - o.startedAt;
     const r = this.deps.store.record(view.name) ?? emptyRecord(view.name);
-    const step = resultRecorded(r, { action, result: o.result, view, signal }, now, config.policy);
+    const recorded = resultRecorded(r, { action, result: o.result, view, signal }, now, config.policy);
+    // A one-shot action (update) that failed is not retried: the humans hear of it now.
+    const final = recorded.next === 'retry' && this.deps.actions.get(action)?.oneShot === true;
+    const step = final
+      ? {
+          next: 'final' as const,
+          record: { ...recorded.record, pendingRetry: undefined, incidentId: undefined },
+        }
+      : recorded;
     metrics.remediations.inc({ action, result: o.result });
     metrics.remediationDuration.observe({ action }, durationMs / 1000);
     log.info(
@@ -357,11 +405,21 @@ export class ContainerPath {
       });
       if (step.next === 'given_up') return this.writeGivenUp(step.record, view, signal, giveUpDetail, now);
       if (step.next === 'recovered') this.io.report.closeIncident(r.incidentId, 'recovered', now, o.detail);
+      if (step.next === 'final') this.io.report.closeIncident(r.incidentId, 'given_up', now, o.detail);
       this.deps.store.putRecord(step.record);
       return undefined;
     });
     if (step.next === 'given_up') {
       this.announceGivenUp(step.record, view, signal, giveUpDetail, incident, o.lastHealthOutput);
+      return;
+    }
+    if (step.next === 'final') {
+      this.io.report.escalate('verification_failed', {
+        container: view,
+        signal,
+        detail: o.detail,
+        lastHealthOutput: o.lastHealthOutput,
+      });
       return;
     }
     // Recovered, or a forced action on a container already given up (it stays given up).

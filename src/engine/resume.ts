@@ -119,6 +119,7 @@ export class Resumption {
           lastHealthOutput = v.lastHealthOutput;
         }
         if (left) detail = `${left.detail}; ${detail}`;
+        if (left?.undone && result === 'succeeded') result = 'failed';
         if (left?.settle) detail = `${detail}; ${await left.settle(result === 'succeeded')}`;
         const view: ContainerView = details ?? { id: '', name, labels: {}, state: 'unknown', health: 'none' };
         this.path.recordResult(signal, view, intent.action, {

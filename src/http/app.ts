@@ -13,6 +13,7 @@ import type { Engine } from '../engine/engine.js';
 import type { Metrics } from '../metrics.js';
 import type { TextNotifier } from '../notifiers/escalation.js';
 import type { Store } from '../state/store.js';
+import type { UpdateChecker } from '../inputs/updates.js';
 import healthRoutes from '../../routes/health.js';
 import metricsRoutes from '../../routes/metrics.js';
 import webhookRoutes from '../../routes/webhook.js';
@@ -27,6 +28,8 @@ export interface Deps {
   readonly store: Store;
   readonly engine: Engine;
   readonly rules?: ReadonlyArray<CompiledRule>;
+  /** Image update checks and runs (auto_patcher); absent in apps built without one. */
+  readonly updates?: UpdateChecker;
   /** The humans' channel for free text; absent when no notifier is configured. */
   readonly notifier?: TextNotifier;
 }

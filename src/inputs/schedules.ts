@@ -21,7 +21,8 @@ export interface ScheduleEntry {
   readonly text: string;
   readonly cron: string;
   readonly action: ActionName;
-  readonly target: TargetSelector;
+  /** `all`: every watched container, through the action's own check run (update:all). */
+  readonly target: TargetSelector | 'all';
 }
 
 /** A croner job used only to compute times: without a callback it never starts a timer of its own. */
@@ -53,6 +54,16 @@ export function parseSchedules(text: string, actions: ActionCatalog = defaultAct
     } catch (err) {
       throw new ConfigError(`${where}: bad cron expression "${cron}": ${(err as Error).message}`);
     }
+    if (targetText === 'all') {
+      if (actions.get(action)?.batch !== true) {
+        const batch = [...actions].filter(([, a]) => a.batch === true).map(([n]) => `${n}:all`);
+        throw new ConfigError(
+          `${where}: ${action} does not run over all containers at once${batch.length ? ` (${batch.join(', ')} does)` : ''}`,
+        );
+      }
+      entries.push({ text: part, cron, action, target: 'all' });
+      return;
+    }
     const selected = selectTarget(actions, action, targetText);
     if (!selected.ok) throw new ConfigError(`${where}: ${selected.detail}`);
     entries.push({ text: part, cron, action, target: selected.target });
@@ -67,6 +78,11 @@ export interface SchedulerDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: Pick<Metrics, 'decisions'>;
+  /**
+   * Runs an `action:all` entry (update:all: the update check run) and resolves when it has handed its
+   * requests to the engine; its id names the run in the log. Without it such entries are refused.
+   */
+  readonly batch?: (entry: ScheduleEntry) => Promise<{ readonly id: string }>;
   /** The timer re-reads the clock at least this often, so a clock that jumps is noticed. */
   readonly maxSleepMs?: number;
 }
@@ -84,6 +100,8 @@ interface Job {
   nextAt: number | undefined;
   lastRunAt: number | undefined;
   lastRemediationId: string | undefined;
+  /** An `all` entry's run that has not finished yet. */
+  batchRunning?: boolean;
 }
 
 const RUNNING = new Set(['queued', 'running']);
@@ -157,6 +175,8 @@ export class Scheduler {
 
   private run(j: Job, due: number): string | undefined {
     const { log, store } = this.d;
+    const target = j.entry.target;
+    if (target === 'all') return this.runBatch(j, due);
     const previous = j.lastRemediationId ? store.remediation(j.lastRemediationId) : undefined;
     if (previous && RUNNING.has(previous.state)) {
       // Never two runs of one entry at once: a nightly cleanup that is still busy at the next tick
@@ -181,7 +201,7 @@ export class Scheduler {
         requestSignal({
           id: randomUUID(),
           source: 'schedule',
-          target: j.entry.target,
+          target,
           action: j.entry.action,
           requestedBy: 'schedule',
           reason: `scheduled maintenance "${j.entry.text}"`,
@@ -195,7 +215,7 @@ export class Scheduler {
           event: 'schedule_run',
           schedule: j.entry.text,
           action: j.entry.action,
-          target: describeTarget(j.entry.target),
+          target: describeTarget(target),
           remediationId: id,
           dueAt: new Date(due).toISOString(),
           nextRunAt: isoOrNone(j.nextAt),
@@ -207,6 +227,50 @@ export class Scheduler {
       log.error({ err, event: 'schedule_failed', schedule: j.entry.text }, 'cannot request a scheduled run');
       return undefined;
     }
+  }
+
+  /** An `action:all` entry: one run at a time, like every entry; its id is the run's, not a remediation's. */
+  private runBatch(j: Job, due: number): string | undefined {
+    const { log } = this.d;
+    const batch = this.d.batch;
+    const base = {
+      schedule: j.entry.text,
+      dueAt: new Date(due).toISOString(),
+      nextRunAt: isoOrNone(j.nextAt),
+    };
+    if (!batch) {
+      log.error(
+        { event: 'schedule_failed', ...base },
+        `schedule "${j.entry.text}": nothing runs ${j.entry.action}:all here`,
+      );
+      return undefined;
+    }
+    if (j.batchRunning) {
+      this.d.metrics.decisions.inc({ reason: 'in_progress' });
+      log.warn(
+        { event: 'schedule_skipped', reason: 'in_progress', ...base },
+        `schedule "${j.entry.text}": skipped, its previous run is still going`,
+      );
+      return undefined;
+    }
+    j.batchRunning = true;
+    j.lastRunAt = this.d.clock.now();
+    const id = `${j.entry.action}:all@${new Date(due).toISOString()}`;
+    log.info(
+      { event: 'schedule_run', action: j.entry.action, target: 'all', ...base },
+      `schedule "${j.entry.text}": ${j.entry.action}:all started`,
+    );
+    batch(j.entry)
+      .then((r) => {
+        j.lastRemediationId = r.id;
+      })
+      .catch((err) =>
+        log.error({ err, event: 'schedule_failed', ...base }, `schedule "${j.entry.text}": the run failed`),
+      )
+      .finally(() => {
+        j.batchRunning = false;
+      });
+    return id;
   }
 
   /** Sleeps until the next entry is due (by the injected clock), at most maxSleepMs of real time. */

@@ -106,6 +106,7 @@ const TITLES: Record<EscalationKind, { icon: string; title: string }> = {
   flapping: { icon: '🔁', title: 'Flapping: healed, then failing again' },
   alert: { icon: '🔥', title: 'Alert' },
   recovered: { icon: '✅', title: 'Recovered' },
+  updates_available: { icon: '📦', title: 'Image updates available' },
 };
 
 const SHORT: Record<EscalationKind, string> = {
@@ -116,6 +117,7 @@ const SHORT: Record<EscalationKind, string> = {
   flapping: 'flapping',
   alert: 'alert',
   recovered: 'recovered',
+  updates_available: 'updates available',
 };
 
 const isoTime = (ms: number) => `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;

@@ -73,6 +73,14 @@ const STATE_RANK: RemediationState[] = [
   'skipped',
 ];
 
+/** An image update that was rolled back: the digest (or image id) it would have run, and when. */
+export interface RejectedUpdate {
+  readonly image: string;
+  readonly at: number;
+}
+
+export const MAX_REJECTED_UPDATES = 1000;
+
 export interface CircuitState {
   readonly actionTimes: ReadonlyArray<number>;
   readonly openUntil?: number | undefined;
@@ -352,6 +360,25 @@ export class Store {
   }
 
   // Circuit breaker ----------------------------------------------------------------------------------
+
+  /** The image an update of this container was rolled back from: not applied again by a check run. */
+  rejectedUpdate(container: string): RejectedUpdate | undefined {
+    return (this.misc.get('rejected_updates') as Record<string, RejectedUpdate> | undefined)?.[container];
+  }
+
+  /** Remembers (or, with undefined, forgets) the image a container's update was rolled back from. */
+  putRejectedUpdate(container: string, rejected: RejectedUpdate | undefined): void {
+    const all = {
+      ...((this.misc.get('rejected_updates') as Record<string, RejectedUpdate> | undefined) ?? {}),
+    };
+    if (rejected) all[container] = rejected;
+    else if (all[container]) delete all[container];
+    else return;
+    // Bounded: the oldest go first (a host has far fewer containers than this).
+    const names = Object.keys(all).sort((a, b) => (all[a]?.at ?? 0) - (all[b]?.at ?? 0));
+    for (const n of names.slice(0, Math.max(0, names.length - MAX_REJECTED_UPDATES))) delete all[n];
+    this.journal.put('misc', 'rejected_updates', all);
+  }
 
   circuit(): CircuitState {
     return (this.misc.get('circuit') as CircuitState | undefined) ?? { actionTimes: [] };

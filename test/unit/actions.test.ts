@@ -92,6 +92,7 @@ t.test('the default registry lists its actions with the target kinds they accept
       ['cleanup', ['host']],
       ['recreate', ['container']],
       ['restart_stack', ['compose_project']],
+      ['update', ['container']],
     ],
   );
   for (const [name, h] of actions) t.equal(name, h.name, `${name} is registered under its own name`);

@@ -289,19 +289,13 @@ t.test(
       join(dir, 'config.json'),
       JSON.stringify({ auths: { '127.0.0.1:5000': { auth: b64('u:p') } } }),
     );
-    const saved = process.env.DOCKER_CONFIG;
-    process.env.DOCKER_CONFIG = dir;
-    t.teardown(() => {
-      if (saved === undefined) delete process.env.DOCKER_CONFIG;
-      else process.env.DOCKER_CONFIG = saved;
-    });
     const image = '127.0.0.1:5000/ah/app:1';
     const docker = new FakeDocker();
     docker.add('web', { id: 'a'.repeat(64), image, imageId: 'sha256:old' });
     docker.images.set('sha256:old', { id: 'sha256:old', repoDigests: [`127.0.0.1:5000/ah/app@${D1}`] });
     const ctx = {
       docker,
-      config: testConfig(),
+      config: testConfig({ DOCKER_CONFIG: dir }),
       log: createLogger({ level: 'silent', file: '' }),
       now: Date.now,
       params: {},

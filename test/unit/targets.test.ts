@@ -52,7 +52,8 @@ t.test(
         {
           ok: false,
           reason: 'unknown_action',
-          detail: 'unknown action "reboot": use one of restart, stop_start, cleanup, recreate, restart_stack',
+          detail:
+            'unknown action "reboot": use one of restart, stop_start, cleanup, recreate, restart_stack, update',
         },
       ],
       ['none', 'web', { ok: false, reason: 'unknown_action' }],
@@ -79,6 +80,6 @@ t.test('a new action is one registry entry: selectTarget and its messages follow
   });
   t.match(selectTarget(actions, 'rollback', 'swarm:-web'), { ok: false, reason: 'invalid_target' });
   t.match(selectTarget(actions, 'reboot', 'web'), {
-    detail: /use one of restart, stop_start, cleanup, recreate, restart_stack, rollback$/,
+    detail: /use one of restart, stop_start, cleanup, recreate, restart_stack, update, rollback$/,
   });
 });
