@@ -20,9 +20,15 @@ export const stubDocker: DockerClient = {
   rename: async () => 'gone',
   imageInfo: async () => undefined,
   removeImage: async () => 'gone',
+  swarmRole: async () => 'none',
+  listServices: async () => [],
+  listTasks: async () => [],
+  forceUpdate: async () => 'gone',
+  rollbackService: async () => 'gone',
   pull: async () => ({ failed: true, detail: 'the benchmark stub pulls nothing' }),
   prune: async (kind) => ({ kind, deleted: [], reclaimedBytes: 0 }),
   events: async function* () {},
+  swarmChanges: async function* () {},
 };
 
 /** What differs between the benchmarks' alert groups. */

@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { ConfigError, loadConfig } from './config.js';
 import { loadRulesFile } from './inputs/rules-file.js';
 import { Watcher } from './inputs/watcher/watcher.js';
+import { SwarmWatcher } from './inputs/swarm-watcher.js';
 import { parseSchedules, type ScheduleEntry, Scheduler } from './inputs/schedules.js';
 import { createLogger, loggerOptions } from './logger.js';
 import { detectSelfContainerId } from './self.js';
@@ -70,6 +71,8 @@ async function main(): Promise<void> {
   metrics.buildInfo.set({ version: VERSION, node: process.version }, 1);
   // The health watcher also owns autoheal_docker_connected (engine answers and its event stream is followed).
   const watcher = new Watcher({ config, docker, engine, store, metrics, log, clock });
+  // On a Swarm manager, the services and their tasks (task containers are left to Swarm).
+  const swarmWatcher = new SwarmWatcher({ config, docker, engine, log, clock });
   const scheduler = new Scheduler(schedules, {
     engine,
     store,
@@ -105,6 +108,7 @@ async function main(): Promise<void> {
   await app.listen({ port: config.port, host: config.host });
   service.start();
   watcher.start();
+  swarmWatcher.start();
   scheduler.start();
 
   let shuttingDown = false;
@@ -113,6 +117,7 @@ async function main(): Promise<void> {
     shuttingDown = true;
     log.info({ event: 'stopping', signal: sig }, 'shutting down: stopping inputs, finishing remediations');
     await watcher.stop();
+    swarmWatcher.stop();
     scheduler.stop();
     await service.close(config.shutdownGraceMs);
     log.info({ event: 'stopped' }, 'stopped');

@@ -58,6 +58,28 @@ const remediationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return { kind: 'container', name: c.name };
     }
     if (t.kind === 'host') return t;
+    if (t.kind === 'swarm') {
+      // A Swarm service is looked up in the manager's service listing, never among containers.
+      const role = await viaDocker(() => docker.swarmRole());
+      if (role !== 'manager') {
+        return fail({
+          status: 400,
+          error: 'bad_target',
+          message: `this engine is ${role === 'worker' ? 'a Swarm worker' : 'not part of a Swarm'}: Swarm services are acted on through a manager`,
+          target: text,
+        });
+      }
+      const services = await viaDocker(() => docker.listServices());
+      if (!services.some((s) => s.name === t.service)) {
+        return fail({
+          status: 404,
+          error: 'target_not_found',
+          message: `no Swarm service named "${t.service}"`,
+          target: text,
+        });
+      }
+      return t;
+    }
     const found = await viaDocker(() => lookupTargets(docker, t));
     if (!found.ok) return missed(found, describeTarget(t));
     return t;

@@ -7,7 +7,7 @@ import { CONTAINER_LABELS } from '../core/labels.js';
 import type { ScopeContext } from '../core/scope.js';
 import type { ActionName, ActionSpec } from '../core/actions.js';
 import type { TargetKind } from '../core/targets.js';
-import type { ContainerDetails, DockerClient } from '../docker/client.js';
+import type { ContainerDetails, DockerClient, SwarmService } from '../docker/client.js';
 
 export interface ActionContext {
   readonly docker: DockerClient;
@@ -39,7 +39,9 @@ export type ActionTarget =
       /** A container's stop timeout: its autoheal.stop.timeout label, its own, or the default. */
       readonly stopTimeoutSec: (c: ContainerDetails) => number;
     }
-  | { readonly kind: 'host'; readonly scope: ScopeContext };
+  | { readonly kind: 'host'; readonly scope: ScopeContext }
+  /** A Swarm service, as the manager listed it (its version is what an update must name). */
+  | { readonly kind: 'swarm_service'; readonly service: SwarmService };
 
 /** One step of an action on several containers (restart_stack), for the audit and the escalation. */
 export interface ActionStep {
@@ -69,6 +71,8 @@ export interface ActionOutcome {
   readonly report?: CleanupReport;
   /** What an action on several containers did, in order (restart_stack); it verified each itself. */
   readonly steps?: ReadonlyArray<ActionStep> | undefined;
+  /** A Swarm service action: the spec verification waits for (the tasks must run what it names). */
+  readonly serviceSpec?: { readonly forceUpdate?: number; readonly rollback?: boolean } | undefined;
   /** The container verification looks at when the action replaced the one it was given (recreate). */
   readonly verifyId?: string | undefined;
   /**

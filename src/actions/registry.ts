@@ -5,6 +5,7 @@ import type { ActionHandler, ActionRegistry } from './handler.js';
 import { recreateAction } from './recreate.js';
 import { restartAction } from './restart.js';
 import { restartStackAction } from './restart-stack.js';
+import { rollbackAction } from './rollback.js';
 import { stopStartAction } from './stop-start.js';
 import { makeUpdateAction, type UpdateOptions } from './update.js';
 
@@ -15,11 +16,12 @@ export const registryOf = (handlers: ReadonlyArray<ActionHandler>): ActionRegist
 /** The service's actions; `updates` sets AUTOPATCH and the count of each update's end. */
 export function defaultActions(o: { readonly updates?: UpdateOptions } = {}): ActionRegistry {
   return registryOf([
-    restartAction, // container: docker restart with the stop timeout
+    restartAction, // container: docker restart with the stop timeout; Swarm service: force update
     stopStartAction, // container: stop (kill when stuck), then start
     cleanupAction, // host: remove stopped containers, prune, truncate oversized logs
     recreateAction, // container: re-created from its definition, the old one kept aside until verified
     restartStackAction, // compose_project: every container in depends_on order, each layer verified first
     makeUpdateAction(o.updates), // container: pulled and re-created on the new image, rolled back unless healthy
+    rollbackAction, // Swarm service: back to its previous spec
   ]);
 }

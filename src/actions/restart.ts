@@ -1,10 +1,38 @@
-// restart: one engine call that stops (honouring the stop timeout) and starts the container.
-import { type ActionHandler, wrongKind } from './handler.js';
+// restart: for a container, one engine call that stops (honouring the stop timeout) and starts it; for a
+// Swarm service, a force update (TaskTemplate.ForceUpdate incremented at the service's current version),
+// which Swarm carries out task by task under the service's own update policy.
+import { type ActionHandler, type ActionOutcome, type ActionTarget, wrongKind } from './handler.js';
+
+/** What a refused service update says: the target moved, vanished, or has nothing to go back to. */
+export function serviceRefusal(name: string, outcome: string): ActionOutcome {
+  const why: Record<string, string> = {
+    gone: 'the service no longer exists',
+    out_of_date: `${name} was updated by someone else meanwhile: nothing done, ask again`,
+    no_previous_spec: `${name} has no previous spec to go back to`,
+  };
+  return { ok: false, detail: why[outcome] ?? outcome };
+}
+
+async function forceUpdate(
+  ctx: Parameters<ActionHandler['run']>[0],
+  target: Extract<ActionTarget, { kind: 'swarm_service' }>,
+) {
+  const s = target.service;
+  const outcome = await ctx.docker.forceUpdate(s.id, s.version);
+  if (outcome !== 'updated') return serviceRefusal(s.name, outcome);
+  return {
+    ok: true,
+    detail: `force update of swarm:${s.name} (ForceUpdate ${s.forceUpdate} → ${s.forceUpdate + 1})`,
+    startedAfter: ctx.now(),
+    serviceSpec: { forceUpdate: s.forceUpdate + 1 },
+  };
+}
 
 export const restartAction: ActionHandler = {
   name: 'restart',
-  targets: ['container'],
+  targets: ['container', 'swarm_service'],
   async run(ctx, target) {
+    if (target.kind === 'swarm_service') return forceUpdate(ctx, target);
     if (target.kind !== 'container') return wrongKind('restart', target);
     const { container, stopTimeoutSec } = target;
     const startedAt = ctx.now();

@@ -32,7 +32,8 @@ export interface Command {
   readonly run: (ctx: CommandContext, args: string[]) => Promise<number>;
 }
 
-const TARGET = 'one target: a container name or id, service:web, service:project/web or project:NAME';
+const TARGET =
+  'one target: a container name or id, service:web, service:project/web, project:NAME or swarm:NAME';
 
 export const COMMANDS: readonly Command[] = [
   {
@@ -70,6 +71,14 @@ export const COMMANDS: readonly Command[] = [
     expects: { count: 1, what: 'one Compose project name' },
     run: (ctx, [project]) =>
       remediate(ctx, 'restart_stack', project?.startsWith('project:') ? project : `project:${project}`),
+  },
+  {
+    name: 'rollback',
+    synopsis: '<swarm:service>',
+    summary: 'return a Swarm service to its previous spec and wait for its tasks',
+    expects: { count: 1, what: 'one Swarm service (swarm:NAME)' },
+    run: (ctx, [service]) =>
+      remediate(ctx, 'rollback', service?.startsWith('swarm:') ? service : `swarm:${service}`),
   },
   {
     name: 'cleanup',
@@ -148,8 +157,8 @@ export function usage(): string {
 
 Commands:
 ${commands}
-  A target is a container name or id, service:web, service:project/web, or project:NAME (every
-  container of a Compose project).
+  A target is a container name or id, service:web, service:project/web, project:NAME (every
+  container of a Compose project), or swarm:NAME (a Swarm service, on a manager).
 
 Options:
 ${optionsUsage()}

@@ -12,5 +12,7 @@ export const ESCALATION_KINDS = [
   'recovered',
   /** A check run found image updates for autoheal.update=notify containers: listed, nothing changed. */
   'updates_available',
+  /** Swarm paused or rolled back a service's update by itself. */
+  'swarm_update',
 ] as const;
 export type EscalationKind = (typeof ESCALATION_KINDS)[number];

@@ -26,6 +26,9 @@ export const CONTAINER_LABELS = {
   dependsOn: 'autoheal.depends_on',
   /** restart | recreate | ignore: what happens to a container's dependents (on the dependent or the parent). */
   dependents: 'autoheal.dependents',
+  /** Set by Swarm on a task's container: the container is Swarm's, healed through its service. */
+  swarmTask: 'com.docker.swarm.task.id',
+  swarmService: 'com.docker.swarm.service.name',
   /** apply | notify | off: whether image updates are applied, only listed, or never (AUTOPATCH otherwise). */
   update: 'autoheal.update',
 } as const;
@@ -38,6 +41,8 @@ export const ALERT_LABELS = {
   containerName: ['container', 'container_name', 'name'],
   service: ['service', 'container_label_com_docker_compose_service'],
   project: ['project', 'container_label_com_docker_compose_project'],
+  /** A Swarm service: named by the alert, or cAdvisor's label of a task's container. */
+  swarmService: ['swarm_service', 'container_label_com_docker_swarm_service_name'],
   host: ['host', 'nodename', 'node'],
   /** The scrape target; its host part names the host when no host label does (see core/host.ts). */
   instance: 'instance',

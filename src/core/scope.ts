@@ -21,6 +21,15 @@ export const isSelf = (c: Pick<ContainerView, 'id' | 'name'>, selfId: string | u
 export function checkScope(c: ContainerView, ctx: ScopeContext): ScopeVerdict {
   if (isSelf(c, ctx.selfContainerId))
     return { ok: false, reason: 'self', detail: 'the service never acts on its own container' };
+  const task = c.labels[CONTAINER_LABELS.swarmTask];
+  if (task !== undefined) {
+    const service = c.labels[CONTAINER_LABELS.swarmService];
+    return {
+      ok: false,
+      reason: 'not_in_scope',
+      detail: `a Swarm task's container: healed through its service${service ? ` (swarm:${service})` : ''}, never directly`,
+    };
+  }
   const enable = c.labels[CONTAINER_LABELS.enable];
   if (enable === 'false')
     return { ok: false, reason: 'not_in_scope', detail: `${CONTAINER_LABELS.enable}=false` };

@@ -66,6 +66,9 @@ const first = (labels: Readonly<Record<string, string>>, keys: ReadonlyArray<str
 
 /** The target an alert names: a container by name, or every container of a Compose service. */
 export function targetFromLabels(labels: Readonly<Record<string, string>>, action?: string): TargetSelector {
+  // A Swarm task's container belongs to its service: an alert about it acts on the service.
+  const swarm = first(labels, ALERT_LABELS.swarmService);
+  if (swarm) return { kind: 'swarm', service: swarm };
   const name = first(labels, ALERT_LABELS.containerName);
   if (name) return { kind: 'container', name: name.replace(/^\//, '') };
   const service = first(labels, ALERT_LABELS.service);
@@ -73,6 +76,15 @@ export function targetFromLabels(labels: Readonly<Record<string, string>>, actio
   if (action === 'cleanup') return { kind: 'host' };
   return { kind: 'none' };
 }
+
+/** The name the state keeps a Swarm service's record under (a container name never has a colon). */
+export const swarmRecordName = (service: string): string => `swarm:${service}`;
+
+/** The target a record's name stands for: a Swarm service's (swarm:NAME) or a container's. */
+export const targetOfRecord = (name: string): TargetSelector =>
+  name.startsWith('swarm:')
+    ? { kind: 'swarm', service: name.slice('swarm:'.length) }
+    : { kind: 'container', name };
 
 /** What an operator writes to name a target (the admin API, the CLI, SCHEDULES). */
 export const TARGET_GRAMMAR =

@@ -95,6 +95,49 @@ export interface PruneFilters {
   readonly danglingOnly?: boolean;
 }
 
+/** A Swarm service as the manager reports it: what the engine path, the actions and the watcher read. */
+export interface SwarmService {
+  readonly id: string;
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** The object version an update must name (optimistic concurrency). */
+  readonly version: number;
+  readonly image: string;
+  /** Replicated services: the replicas wanted; undefined for a global service. */
+  readonly replicas?: number | undefined;
+  readonly hasHealthCheck: boolean;
+  /** TaskTemplate.ForceUpdate: a restart increments it, and the tasks that carry the new value are its. */
+  readonly forceUpdate: number;
+  /** Swarm keeps the spec before the last update: a rollback goes back to it. */
+  readonly hasPreviousSpec: boolean;
+  /** UpdateStatus: updating, paused, completed, rollback_started, rollback_paused, rollback_completed. */
+  readonly updateState?: string | undefined;
+  readonly updateMessage?: string | undefined;
+  /** When the update that UpdateStatus describes started (ms); an update's identity. */
+  readonly updateStartedAt?: number | undefined;
+}
+
+/** One task of a Swarm service. */
+export interface SwarmTask {
+  readonly id: string;
+  readonly serviceId: string;
+  readonly slot?: number | undefined;
+  /** Status.State: new … running, complete, failed, rejected, shutdown, orphaned. */
+  readonly state: string;
+  readonly desiredState: string;
+  readonly message: string;
+  readonly error?: string | undefined;
+  readonly containerId?: string | undefined;
+  readonly exitCode?: number | undefined;
+  /** Status.Timestamp (ms). */
+  readonly at: number;
+  readonly image: string;
+  readonly forceUpdate: number;
+}
+
+/** What an update of a service did: `out_of_date` when its version moved meanwhile (someone else updated it). */
+export type ServiceUpdateOutcome = 'updated' | 'gone' | 'out_of_date' | 'no_previous_spec';
+
 export type StopOutcome = 'stopped' | 'already_stopped' | 'gone';
 export type StartOutcome = 'started' | 'already_running' | 'gone';
 
@@ -128,6 +171,21 @@ export interface DockerClient {
   removeImage(id: string): Promise<'removed' | 'in_use' | 'gone'>;
   /** Pulls an image reference (credentials when the registry needs them); engine failures throw. */
   pull(ref: string, credentials?: RegistryCredentials): Promise<PullOutcome>;
+  /** This engine's part in a Swarm, from /info: a manager can act on services. */
+  swarmRole(): Promise<'manager' | 'worker' | 'none'>;
+  /** The services of the Swarm (managers only; throws on a worker). */
+  listServices(): Promise<SwarmService[]>;
+  /** The service's tasks, every state, as the manager keeps them. */
+  listTasks(serviceId: string): Promise<SwarmTask[]>;
+  /** Restarts every task: the current spec with TaskTemplate.ForceUpdate incremented, at `version`. */
+  forceUpdate(serviceId: string, version: number): Promise<ServiceUpdateOutcome>;
+  /** Back to the spec before the last update (the engine's own rollback), at `version`. */
+  rollbackService(serviceId: string, version: number): Promise<ServiceUpdateOutcome>;
+  /**
+   * What changes on a Swarm manager, as it happens (a service created, updated or removed; a task's
+   * container on this node exiting), one line each, until the signal aborts or the stream ends.
+   */
+  swarmChanges(signal: AbortSignal): AsyncIterable<string>;
   /** Container events, parsed line by line, until the signal aborts or the stream ends. */
   events(opts: { since?: number; signal: AbortSignal }): AsyncIterable<DockerEvent>;
 }

@@ -26,8 +26,11 @@ import {
   type PullOutcome,
   parseHealth,
   type RegistryCredentials,
+  type ServiceUpdateOutcome,
   type StartOutcome,
   type StopOutcome,
+  type SwarmService,
+  type SwarmTask,
 } from './client.js';
 
 export const WATCHED_EVENTS = ['health_status', 'die', 'oom', 'start', 'destroy', 'kill', 'stop'] as const;
@@ -226,6 +229,86 @@ const ms = (iso: string | undefined): number | undefined => {
   const t = Date.parse(iso);
   return Number.isNaN(t) ? undefined : t;
 };
+
+/** A Swarm object id in a URL: only what the engine hands out (letters and digits). */
+function swarmId(id: string): string {
+  if (!/^[A-Za-z0-9]{1,64}$/.test(id))
+    throw new InvalidReferenceError(`${quoteInput(id)} is not a Swarm object id`);
+  return id;
+}
+
+interface RawService {
+  ID?: string;
+  Version?: { Index?: number };
+  Spec?: {
+    Name?: string;
+    Labels?: Record<string, string> | null;
+    TaskTemplate?: {
+      ForceUpdate?: number;
+      ContainerSpec?: { Image?: string; Healthcheck?: { Test?: string[] } };
+    };
+    Mode?: { Replicated?: { Replicas?: number } };
+  };
+  PreviousSpec?: unknown;
+  UpdateStatus?: { State?: string; Message?: string; StartedAt?: string };
+}
+
+function toService(s: RawService): SwarmService {
+  const test = s.Spec?.TaskTemplate?.ContainerSpec?.Healthcheck?.Test;
+  return {
+    id: s.ID ?? '',
+    name: s.Spec?.Name ?? '',
+    labels: s.Spec?.Labels ?? {},
+    version: s.Version?.Index ?? 0,
+    image: s.Spec?.TaskTemplate?.ContainerSpec?.Image ?? '',
+    replicas: s.Spec?.Mode?.Replicated?.Replicas,
+    hasHealthCheck: Boolean(test && test.length > 0 && test[0] !== 'NONE'),
+    forceUpdate: s.Spec?.TaskTemplate?.ForceUpdate ?? 0,
+    hasPreviousSpec: s.PreviousSpec !== undefined && s.PreviousSpec !== null,
+    updateState: s.UpdateStatus?.State,
+    updateMessage: s.UpdateStatus?.Message,
+    updateStartedAt: ms(s.UpdateStatus?.StartedAt),
+  };
+}
+
+interface RawTask {
+  ID?: string;
+  ServiceID?: string;
+  Slot?: number;
+  DesiredState?: string;
+  Spec?: { ForceUpdate?: number; ContainerSpec?: { Image?: string } };
+  Status?: {
+    State?: string;
+    Message?: string;
+    Err?: string;
+    Timestamp?: string;
+    ContainerStatus?: { ContainerID?: string; ExitCode?: number };
+  };
+}
+
+const toTask = (x: RawTask): SwarmTask => ({
+  id: x.ID ?? '',
+  serviceId: x.ServiceID ?? '',
+  slot: x.Slot,
+  state: x.Status?.State ?? 'unknown',
+  desiredState: x.DesiredState ?? 'unknown',
+  message: x.Status?.Message ?? '',
+  error: x.Status?.Err || undefined,
+  containerId: x.Status?.ContainerStatus?.ContainerID || undefined,
+  exitCode: x.Status?.ContainerStatus?.ExitCode,
+  at: ms(x.Status?.Timestamp) ?? 0,
+  image: x.Spec?.ContainerSpec?.Image ?? '',
+  forceUpdate: x.Spec?.ForceUpdate ?? 0,
+});
+
+/** An update refused because the service moved on (another update landed first), or is gone. */
+function updateRefusal(err: unknown): ServiceUpdateOutcome | undefined {
+  if (isNotFound(err)) return 'gone';
+  const text = engineMessage(err);
+  if (/out of sequence/i.test(text)) return 'out_of_date';
+  if (/does not have a previous spec/i.test(text)) return 'no_previous_spec';
+  return undefined;
+}
 
 export class DockerodeClient implements DockerClient {
   readonly docker: Docker;
@@ -548,6 +631,98 @@ export class DockerodeClient implements DockerClient {
     }
   }
 
+  async swarmRole(): Promise<'manager' | 'worker' | 'none'> {
+    const info = await this.dial<{ Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean } }>({
+      path: '/info',
+      method: 'GET',
+      abortSignal: this.signal(),
+      statusCodes: { 200: true, 500: 'server error' },
+    });
+    if (info?.Swarm?.LocalNodeState !== 'active') return 'none';
+    return info.Swarm.ControlAvailable ? 'manager' : 'worker';
+  }
+
+  async listServices(): Promise<SwarmService[]> {
+    const list = await this.dial<RawService[]>({
+      path: '/services',
+      method: 'GET',
+      abortSignal: this.signal(),
+      statusCodes: { 200: true, 500: 'server error', 503: 'node is not a swarm manager' },
+    });
+    return (list ?? []).map(toService);
+  }
+
+  async listTasks(serviceId: string): Promise<SwarmTask[]> {
+    const list = await this.dial<RawTask[]>({
+      path: '/tasks?',
+      method: 'GET',
+      options: { filters: JSON.stringify({ service: [swarmId(serviceId)] }) },
+      abortSignal: this.signal(),
+      statusCodes: { 200: true, 500: 'server error', 503: 'node is not a swarm manager' },
+    });
+    return (list ?? []).map(toTask).filter((x) => x.serviceId === serviceId);
+  }
+
+  /** The service's raw spec and version, for an update that must carry both. */
+  private async rawService(id: string): Promise<RawService | undefined> {
+    try {
+      return await this.dial<RawService>({
+        path: `/services/${swarmId(id)}`,
+        method: 'GET',
+        abortSignal: this.signal(),
+        statusCodes: { 200: true, 404: 'no such service', 500: 'server error', 503: 'not a manager' },
+      });
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async updateService(
+    id: string,
+    version: number,
+    spec: unknown,
+    rollback: boolean,
+  ): Promise<ServiceUpdateOutcome> {
+    try {
+      await this.dial({
+        path: `/services/${swarmId(id)}/update?`,
+        method: 'POST',
+        options: { _query: { version, ...(rollback ? { rollback: 'previous' } : {}) }, _body: spec },
+        abortSignal: this.signal(),
+        statusCodes: {
+          200: true,
+          400: 'bad parameter',
+          404: 'no such service',
+          500: 'server error',
+          503: 'not a manager',
+        },
+      });
+      return 'updated';
+    } catch (err) {
+      const refused = updateRefusal(err);
+      if (refused) return refused;
+      throw err;
+    }
+  }
+
+  async forceUpdate(serviceId: string, version: number): Promise<ServiceUpdateOutcome> {
+    const raw = await this.rawService(serviceId);
+    if (!raw?.Spec) return 'gone';
+    if ((raw.Version?.Index ?? 0) !== version) return 'out_of_date';
+    const template = raw.Spec.TaskTemplate ?? {};
+    const spec = { ...raw.Spec, TaskTemplate: { ...template, ForceUpdate: (template.ForceUpdate ?? 0) + 1 } };
+    return this.updateService(serviceId, version, spec, false);
+  }
+
+  async rollbackService(serviceId: string, version: number): Promise<ServiceUpdateOutcome> {
+    const raw = await this.rawService(serviceId);
+    if (!raw?.Spec) return 'gone';
+    if ((raw.Version?.Index ?? 0) !== version) return 'out_of_date';
+    if (!raw.PreviousSpec) return 'no_previous_spec';
+    return this.updateService(serviceId, version, raw.Spec, true);
+  }
+
   async pull(ref: string, credentials?: RegistryCredentials): Promise<PullOutcome> {
     imagePath(ref);
     const signal = this.signal(PULL_EXTRA_MS);
@@ -603,12 +778,38 @@ export class DockerodeClient implements DockerClient {
   async *events(opts: { since?: number; signal: AbortSignal }): AsyncIterable<DockerEvent> {
     const query: Record<string, unknown> = {
       filters: JSON.stringify({ type: ['container'], event: [...WATCHED_EVENTS] }),
-      abortSignal: opts.signal,
     };
     if (opts.since !== undefined) query.since = (opts.since / 1000).toFixed(3);
-    const stream = (await this.docker.getEvents(
-      query as Docker.GetEventsOptions,
-    )) as NodeJS.ReadableStream & {
+    for await (const line of this.eventLines(query, opts.signal)) {
+      const ev = parseEvent(line);
+      if (ev) yield ev;
+    }
+  }
+
+  async *swarmChanges(signal: AbortSignal): AsyncIterable<string> {
+    // Service changes, and the exits of task containers on this node (a task's failure).
+    const query = {
+      filters: JSON.stringify({
+        type: ['service', 'container'],
+        event: ['create', 'update', 'remove', 'die'],
+      }),
+    };
+    for await (const line of this.eventLines(query, signal)) {
+      const ev = parseJson(line) as
+        | { Type?: string; Action?: string; Actor?: { Attributes?: Record<string, string> } }
+        | undefined;
+      const attrs = ev?.Actor?.Attributes ?? {};
+      if (ev?.Type === 'container' && attrs['com.docker.swarm.task.id'] === undefined) continue;
+      yield `${ev?.Type ?? 'unknown'} ${ev?.Action ?? ''} ${attrs.name ?? ''}`.trim();
+    }
+  }
+
+  /** The engine's event stream as lines of JSON, until the signal aborts or the stream ends. */
+  private async *eventLines(query: Record<string, unknown>, signal: AbortSignal): AsyncIterable<string> {
+    const stream = (await this.docker.getEvents({
+      ...query,
+      abortSignal: signal,
+    } as Docker.GetEventsOptions)) as NodeJS.ReadableStream & {
       destroy(): void;
     };
     // An error of the stream ends the loop below as a throw (readline forwards it); one that comes
@@ -619,15 +820,13 @@ export class DockerodeClient implements DockerClient {
       lines.close();
       stream.destroy();
     };
-    opts.signal.addEventListener('abort', onAbort, { once: true });
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
       for await (const line of lines) {
-        if (!line.trim()) continue;
-        const ev = parseEvent(line);
-        if (ev) yield ev;
+        if (line.trim()) yield line;
       }
     } finally {
-      opts.signal.removeEventListener('abort', onAbort);
+      signal.removeEventListener('abort', onAbort);
       lines.close();
       stream.destroy();
     }

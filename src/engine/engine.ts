@@ -32,6 +32,7 @@ import { ContainerPath } from './remediate.js';
 import { Report } from './report.js';
 import { Resumption } from './resume.js';
 import { runStackAction } from './stack-path.js';
+import { runSwarmAction } from './swarm-path.js';
 import { RetryTimers } from './retries.js';
 
 export type { EngineDeps } from './deps.js';
@@ -394,6 +395,19 @@ export class Engine {
     const handler = this.deps.actions.get(action);
     if (kindOf(signal.target) === 'host' || hostOnly(this.deps.actions, action))
       return runHostAction(this.io, signal, action, handler);
+    // A Swarm service is resolved through the manager and healed under the container path's policy.
+    if (signal.target.kind === 'swarm') {
+      if (handler && actedOnAs(handler.targets, signal.target) === 'swarm_service')
+        return runSwarmAction(this.io, this.containers, signal, action, signal.target.service);
+      const decision: Decision = {
+        verdict: 'skip',
+        reason: 'no_target',
+        detail: `${action} does not act on Swarm services`,
+      };
+      this.report.finishManual(signal, 'skipped', decision);
+      this.report.audit(signal, decision);
+      return { summary: `no automatic action (no_target: ${decision.detail})` };
+    }
     // A Compose project is one target to an action on whole projects (restart_stack).
     if (
       signal.target.kind === 'project' &&

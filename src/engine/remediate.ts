@@ -3,7 +3,8 @@
 // (core/records.ts, pure), each step's state in one write to the store and its effects (log, metrics,
 // escalation, retry timer) after it. What a skip does (flapping, give-up, end of an incident) too.
 import { randomUUID } from 'node:crypto';
-import { accepts, stopTimeoutOf } from '../actions/handler.js';
+import { type ActionContext, type ActionHandler, accepts, stopTimeoutOf } from '../actions/handler.js';
+import type { TargetKind } from '../core/targets.js';
 import { verifyAndSettle } from '../actions/verify.js';
 import { NO_ACTION } from '../core/actions.js';
 import { decide, maxAttemptsFor } from '../core/policy.js';
@@ -39,6 +40,19 @@ export interface ActionResult {
   readonly lastHealthOutput?: string | undefined;
 }
 
+/**
+ * How a target that is not a container is acted on and verified (a Swarm service: swarm-path.ts). The
+ * rest of the container path holds for it unchanged: the decision, the intent, the record under its
+ * name (swarm:NAME), attempts, cooldown, give-up and escalation.
+ */
+export interface TargetRun {
+  readonly kind: TargetKind;
+  run(
+    handler: ActionHandler,
+    ctx: ActionContext,
+  ): Promise<{ result: RemediationResult; detail: string; lastHealthOutput?: string | undefined }>;
+}
+
 export class ContainerPath {
   private readonly deps: EngineDeps;
 
@@ -56,6 +70,7 @@ export class ContainerPath {
     signal: Signal,
     action: ActionName,
     c: ContainerView,
+    how?: TargetRun,
   ): Promise<{ readonly summary: string; readonly result?: RemediationResult }> {
     // An action interrupted by a restart of the service is verified before anything else is decided.
     await this.resuming(c.name);
@@ -99,7 +114,7 @@ export class ContainerPath {
     }
     this.io.busy.add(c.name);
     try {
-      const result = await this.io.limit(() => this.act(signal, action, c, decision));
+      const result = await this.io.limit(() => this.act(signal, action, c, decision, how));
       return { summary: `${c.name}: ${action} ${result}`, result };
     } finally {
       this.io.busy.delete(c.name);
@@ -237,10 +252,11 @@ export class ContainerPath {
     action: ActionName,
     view: ContainerView,
     decision: Decision,
+    how?: TargetRun,
   ): Promise<RemediationResult> {
     const { docker, config, metrics, log } = this.deps;
     const handler = this.deps.actions.get(action);
-    if (!handler || !accepts(handler, 'container')) throw new Error(`no handler for ${action}`);
+    if (!handler || !accepts(handler, how?.kind ?? 'container')) throw new Error(`no handler for ${action}`);
     const startedAt = this.deps.clock.now();
     const remediationId = signal.remediationId ?? randomUUID();
     const before = this.deps.store.record(view.name) ?? emptyRecord(view.name);
@@ -305,9 +321,11 @@ export class ContainerPath {
     let detail = '';
     let lastHealthOutput: string | undefined;
     try {
-      // A container target was just inspected to resolve it; a service target was only listed.
-      const details = isDetails(view) ? view : await docker.inspect(view.id);
-      if (!details) {
+      // A target that is not a container (a Swarm service) is run and verified its own way.
+      const details = how ? undefined : isDetails(view) ? view : await docker.inspect(view.id);
+      if (how) {
+        ({ result, detail, lastHealthOutput } = await how.run(handler, this.io.handlerContext(signal)));
+      } else if (!details) {
         detail = 'container no longer exists';
       } else {
         const outcome = await handler.run(this.io.handlerContext(signal), {

@@ -3,9 +3,10 @@
 // attempt's. Signals for such a container wait for the verification (ContainerPath awaits it).
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { verifyRecovery } from '../actions/verify.js';
+import { verifyRecovery, verifyService } from '../actions/verify.js';
 import { deferDelayMs } from '../core/pending.js';
 import { resumed } from '../core/records.js';
+import { targetOfRecord } from '../core/targets.js';
 import type { ContainerRecord, ContainerView, RemediationResult, Signal } from '../core/types.js';
 import { lookupContainer } from '../docker/client.js';
 import type { EngineDeps, EngineIo } from './deps.js';
@@ -93,12 +94,53 @@ export class Resumption {
     return p;
   }
 
+  /**
+   * A Swarm service's interrupted action: Swarm carries an update through by itself once it has it, so
+   * there is nothing to finish; the tasks are verified against the spec as it is now.
+   */
+  private async verifyService(
+    name: string,
+    signal: Signal,
+    intent: NonNullable<ContainerRecord['inFlight']>,
+  ): Promise<void> {
+    const { config, docker, clock } = this.deps;
+    const service = name.slice('swarm:'.length);
+    const svc = (await docker.listServices()).find((s) => s.name === service);
+    const v = svc
+      ? await verifyService(docker, svc.id, {
+          timeoutMs: config.verifyTimeoutMs,
+          graceMs: config.verifyGraceMs,
+          now: () => clock.now(),
+          after: intent.startedAt,
+          rollback: intent.action === 'rollback',
+        })
+      : { result: 'failed' as const, detail: 'the service no longer exists', lastHealthOutput: undefined };
+    const view: ContainerView = {
+      id: svc?.id ?? '',
+      name,
+      labels: svc?.labels ?? {},
+      state: 'running',
+      health: v.result === 'succeeded' ? 'healthy' : 'unhealthy',
+    };
+    this.path.recordResult(signal, view, intent.action, {
+      startedAt: intent.startedAt,
+      remediationId: intent.remediationId,
+      result: v.result,
+      detail: `interrupted by a restart of the service, then verified: ${v.detail}`,
+      lastHealthOutput: v.lastHealthOutput,
+    });
+  }
+
   private async verifyInterrupted(name: string, signal: Signal): Promise<void> {
     const { config, docker } = this.deps;
     for (let tries = 1; ; tries++) {
       const intent = this.deps.store.record(name)?.inFlight;
       if (!intent) return;
       try {
+        if (targetOfRecord(name).kind === 'swarm') {
+          await this.verifyService(name, signal, intent);
+          return;
+        }
         // An action with steps of its own (recreate) first finishes or rolls back what it left.
         const handler = this.deps.actions.get(intent.action);
         const left = handler?.resume ? await handler.resume(this.io.handlerContext(signal), name) : undefined;

@@ -2,6 +2,7 @@
 // (the record's pendingRetry, which survives a restart of the service: start() schedules it again).
 // One timer per container; a new decision, a reset or a recovery cancels it.
 import { randomUUID } from 'node:crypto';
+import { targetOfRecord } from '../core/targets.js';
 import type { ActionName, ContainerRecord, Signal } from '../core/types.js';
 import type { EngineDeps } from './deps.js';
 
@@ -22,7 +23,7 @@ export function retrySignal(
     status: 'firing',
     receivedAt: now,
     condition: 'retry',
-    target: { kind: 'container', name },
+    target: targetOfRecord(name),
     action,
     params: {},
     labels: origin?.labels ?? {},

@@ -107,6 +107,7 @@ const TITLES: Record<EscalationKind, { icon: string; title: string }> = {
   alert: { icon: '🔥', title: 'Alert' },
   recovered: { icon: '✅', title: 'Recovered' },
   updates_available: { icon: '📦', title: 'Image updates available' },
+  swarm_update: { icon: '⏸️', title: 'Swarm halted a service update' },
 };
 
 const SHORT: Record<EscalationKind, string> = {
@@ -118,6 +119,7 @@ const SHORT: Record<EscalationKind, string> = {
   alert: 'alert',
   recovered: 'recovered',
   updates_available: 'updates available',
+  swarm_update: 'swarm update halted',
 };
 
 const isoTime = (ms: number) => `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;

@@ -87,12 +87,13 @@ t.test('the default registry lists its actions with the target kinds they accept
   t.same(
     [...actions.values()].map((h) => [h.name, h.targets]),
     [
-      ['restart', ['container']],
+      ['restart', ['container', 'swarm_service']],
       ['stop_start', ['container']],
       ['cleanup', ['host']],
       ['recreate', ['container']],
       ['restart_stack', ['compose_project']],
       ['update', ['container']],
+      ['rollback', ['swarm_service']],
     ],
   );
   for (const [name, h] of actions) t.equal(name, h.name, `${name} is registered under its own name`);

@@ -38,10 +38,11 @@ t.test(
       ['cleanup', 'web', { ok: false, reason: 'bad_target', detail: /cleanup acts on the whole host/ }],
       ['restart', undefined, { ok: false, reason: 'bad_target', detail: /restart needs a target/ }],
       ['restart', 'host', { ok: false, reason: 'bad_target', detail: /restart needs a target/ }],
+      ['restart', 'swarm:web', { ok: true, target: { kind: 'swarm', service: 'web' } }],
       [
-        'restart',
+        'stop_start',
         'swarm:web',
-        { ok: false, reason: 'bad_target', detail: /restart acts on containers, not on "swarm:web"/ },
+        { ok: false, reason: 'bad_target', detail: /stop_start acts on containers, not on "swarm:web"/ },
       ],
       ['restart', '../x', { ok: false, reason: 'invalid_target' }],
       ['restart', 'service:shop/we b', { ok: false, reason: 'invalid_target' }],
@@ -53,7 +54,7 @@ t.test(
           ok: false,
           reason: 'unknown_action',
           detail:
-            'unknown action "reboot": use one of restart, stop_start, cleanup, recreate, restart_stack, update',
+            'unknown action "reboot": use one of restart, stop_start, cleanup, recreate, restart_stack, update, rollback',
         },
       ],
       ['none', 'web', { ok: false, reason: 'unknown_action' }],
