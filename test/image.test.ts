@@ -1,22 +1,11 @@
-// The Dockerfile, built for real. No registry is reachable here, so the base image is made from this
-// machine's own Node.js runtime (node, the shared libraries ldd names, npm, busybox for a shell, the CA
-// bundle npm needs) and handed to the Dockerfile through its NODE_IMAGE build argument, as an operator
-// would hand a mirrored image. The built image then runs as its non-root user with the socket mounted
-// and the socket's group added, answers /healthz, passes its own HEALTHCHECK, and heals a container
-// through the socket, while leaving its own container alone.
+// The Dockerfile, built for real on a base image made from this machine's own Node.js runtime (no
+// registry is reachable here; see test/fixtures/service-image.ts). The built image then runs as its
+// non-root user with the socket mounted and the socket's group added, answers /healthz, passes its own
+// HEALTHCHECK, and heals a container through the socket, while leaving its own container alone.
 import { execFile } from 'node:child_process';
-import {
-  cpSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -32,11 +21,9 @@ import {
 } from './fixtures/docker.js';
 import { TEST_LABEL } from './fixtures/labels.js';
 import { freePort, REPO, sampleOf } from './fixtures/prom-stack.js';
+import { BASE_IMAGE, buildServiceImage, ensureBaseImage, SERVICE_IMAGE } from './fixtures/service-image.js';
 
 const run = promisify(execFile);
-const BIG = { maxBuffer: 64 * 1024 * 1024 };
-const BASE_IMAGE = `autoheal-test-node-base:${process.version}`;
-const IMAGE = 'autoheal-nexus:test';
 const SOCKET = '/var/run/docker.sock';
 
 /** The engine's events of one container from `sinceMs` until now (a finite stream: `until` is set). */
@@ -57,72 +44,6 @@ async function containerEvents(
     .map((l) => JSON.parse(l));
 }
 
-const imageExists = (ref: string) =>
-  docker
-    .getImage(ref)
-    .inspect()
-    .then(() => true)
-    .catch(() => false);
-
-/** A Node.js base image in the shape of the official ones (node and npm under /usr/local, a shell). */
-async function ensureBaseImage(): Promise<void> {
-  if (await imageExists(BASE_IMAGE)) return;
-  const ctx = mkdtempSync(join(tmpdir(), 'autoheal-nodebase-'));
-  try {
-    const root = join(ctx, 'rootfs');
-    const put = (src: string, dest: string) => {
-      mkdirSync(dirname(join(root, dest)), { recursive: true });
-      cpSync(src, join(root, dest), { recursive: true, dereference: true });
-    };
-    const nodeBin = realpathSync(process.execPath);
-    put(nodeBin, '/usr/local/bin/node');
-    const { stdout: ldd } = await run('ldd', [nodeBin]);
-    for (const lib of ldd.matchAll(/(\/\S+)/g)) put(lib[1] as string, lib[1] as string);
-    const { stdout: npmRoot } = await run('npm', ['root', '-g']);
-    put(join(npmRoot.trim(), 'npm'), '/usr/local/lib/node_modules/npm');
-    const { stdout: busybox } = await run('sh', ['-c', 'command -v busybox']);
-    put(busybox.trim(), '/bin/busybox');
-    // npm reaches the registry through this machine's CA bundle, as the official images carry theirs.
-    put('/etc/ssl/certs/ca-certificates.crt', '/etc/ssl/certs/ca-certificates.crt');
-    const write = (path: string, text: string) => {
-      mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), text);
-    };
-    write('/usr/local/etc/npmrc', 'cafile=/etc/ssl/certs/ca-certificates.crt\nupdate-notifier=false\n');
-    write(
-      '/etc/passwd',
-      'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n',
-    );
-    write('/etc/group', 'root:x:0:\nnode:x:1000:\nnogroup:x:65534:\n');
-    for (const d of ['/tmp', '/root', '/home/node']) mkdirSync(join(root, d), { recursive: true });
-    writeFileSync(
-      join(ctx, 'Dockerfile'),
-      [
-        'FROM scratch',
-        'COPY rootfs/ /',
-        'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
-        // npm's scripts start with #!/usr/bin/env node.
-        `RUN ["/bin/sh", "-c", "${[
-          'mkdir -p /usr/bin',
-          'ln -s /bin/busybox /usr/bin/env',
-          'chmod 1777 /tmp',
-          'chown 1000:1000 /home/node',
-          'ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm',
-          'ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx',
-        ].join(' && ')}"]`,
-        'ENV PATH=/usr/local/bin:/usr/bin:/bin',
-        'CMD ["node"]',
-      ].join('\n'),
-    );
-    await run('docker', ['build', '-q', '-t', BASE_IMAGE, '--label', `${TEST_LABEL}=image`, ctx], {
-      ...BIG,
-      env: { ...process.env, DOCKER_BUILDKIT: '0' },
-    });
-  } finally {
-    rmSync(ctx, { recursive: true, force: true });
-  }
-}
-
 const dir = mkdtempSync(join(tmpdir(), 'autoheal-image-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -130,32 +51,7 @@ t.test('the image', async (t) => {
   await ensureBaseImage();
   const started = Date.now();
   try {
-    // Each stage gets a tag: an untagged stage result is a dangling image, which a cleanup running on
-    // the same engine at the same time (other tests prune) may delete before the next stage copies
-    // from it. --network host: npm ci reaches the registry the way this machine does (no bridge).
-    for (const [target, tag] of [
-      ['build', `${IMAGE}-build`],
-      ['prod-deps', `${IMAGE}-prod-deps`],
-      [undefined, IMAGE],
-    ] as const) {
-      await run(
-        'docker',
-        [
-          'build',
-          '--network',
-          'host',
-          '--build-arg',
-          `NODE_IMAGE=${BASE_IMAGE}`,
-          ...(target ? ['--target', target] : []),
-          '-t',
-          tag,
-          '--label',
-          `${TEST_LABEL}=image`,
-          '.',
-        ],
-        { ...BIG, cwd: REPO, env: { ...process.env, DOCKER_BUILDKIT: '0' } },
-      );
-    }
+    await buildServiceImage();
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string };
     t.fail(`docker build failed:\n${(e.stdout ?? '').split('\n').slice(-40).join('\n')}\n${e.stderr ?? ''}`);
@@ -166,7 +62,7 @@ t.test('the image', async (t) => {
     run('docker', ['image', 'prune', '-f', '--filter', `label=${TEST_LABEL}=image`]).catch(() => undefined),
   );
 
-  const info = await docker.getImage(IMAGE).inspect();
+  const info = await docker.getImage(SERVICE_IMAGE).inspect();
   const base = await docker.getImage(BASE_IMAGE).inspect();
   const mb = (n: number) => Math.round(n / 1e5) / 10;
   t.comment(
@@ -188,7 +84,7 @@ t.test('the image', async (t) => {
       'none',
       '--label',
       `${TEST_LABEL}=true`,
-      IMAGE,
+      SERVICE_IMAGE,
       'node',
       '-e',
       probe,
@@ -224,7 +120,7 @@ t.test('the image', async (t) => {
           '-v',
           `${secretsDir}:/secrets`,
           ...env.flatMap((e) => ['-e', e]),
-          IMAGE,
+          SERVICE_IMAGE,
           ...command,
         ]);
       await once(['WEBHOOK_TOKEN=', 'ADMIN_TOKEN=']);
@@ -252,7 +148,7 @@ t.test('the image', async (t) => {
     const project = uniqueName('image');
     const c = await docker.createContainer({
       name,
-      Image: IMAGE,
+      Image: SERVICE_IMAGE,
       Labels: { [TEST_LABEL]: 'true' },
       Env: [
         `PORT=${port}`,
