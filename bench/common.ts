@@ -25,6 +25,7 @@ export const stubDocker: DockerClient = {
   listTasks: async () => [],
   forceUpdate: async () => 'gone',
   rollbackService: async () => 'gone',
+  scaleService: async () => 'gone',
   pull: async () => ({ failed: true, detail: 'the benchmark stub pulls nothing' }),
   prune: async (kind) => ({ kind, deleted: [], reclaimedBytes: 0 }),
   events: async function* () {},

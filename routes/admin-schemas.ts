@@ -47,6 +47,14 @@ export const RemediationRequest = Type.Object(
     }),
     reason: Type.Optional(Reason),
     requestedBy: Type.Optional(Requester),
+    step: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description:
+          'scale_up, scale_down: replicas to add or remove (default 1); refused when it would leave the service outside autoheal.scale.min/max',
+      }),
+    ),
     dryRun: Type.Optional(Type.Boolean({ description: 'Decide and log, touch nothing' })),
     force: Type.Optional(
       Type.Boolean({

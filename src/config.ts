@@ -139,6 +139,23 @@ export const EnvSchema = Type.Object({
     description:
       'Image updates for containers without an autoheal.update label: apply (update, roll back when unhealthy), notify (list only), off',
   }),
+  SCALE_MIN: Type.Integer({
+    minimum: 0,
+    maximum: 1000,
+    default: 1,
+    description: 'Fewest replicas scale_down leaves a service without an autoheal.scale.min label',
+  }),
+  SCALE_MAX: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 5,
+    description: 'Most replicas scale_up gives a service without an autoheal.scale.max label',
+  }),
+  SCALE_DOWN_STABILIZATION: Seconds(
+    300,
+    'After the alerts that scaled a service up resolve, it steps down one replica per this long',
+    1,
+  ),
   DOCKER_CONFIG: Type.Optional(
     Type.String({
       minLength: 1,
@@ -238,6 +255,8 @@ export interface Config {
   readonly schedules: string;
   /** Image updates (auto_patcher): the mode of a container without an autoheal.update label. */
   readonly autopatch: UpdateMode;
+  /** Scaling (auto_scaler): default limits, and the window between steps back down. */
+  readonly scale: ScaleConfig;
   /** Where the Docker config.json with registry credentials is (DOCKER_CONFIG, else ~/.docker). */
   readonly dockerConfigDir: string;
   readonly dataDir: string;
@@ -256,6 +275,12 @@ export interface HttpLimits {
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
   readonly maxConnectionsPerClient: number;
+}
+
+export interface ScaleConfig {
+  readonly min: number;
+  readonly max: number;
+  readonly downStabilizationMs: number;
 }
 
 export interface CleanupConfig {
@@ -339,6 +364,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.WATCH_SCOPE === 'project' && !e.COMPOSE_PROJECT) {
     throw new ConfigError('COMPOSE_PROJECT: required when WATCH_SCOPE=project');
   }
+  if (e.SCALE_MIN > e.SCALE_MAX) {
+    throw new ConfigError(`SCALE_MIN: must not exceed SCALE_MAX (${e.SCALE_MAX}), got ${e.SCALE_MIN}`);
+  }
   if (e.HTTP_HEADERS_TIMEOUT > e.HTTP_REQUEST_TIMEOUT) {
     throw new ConfigError(
       `HTTP_HEADERS_TIMEOUT: must not exceed HTTP_REQUEST_TIMEOUT (${e.HTTP_REQUEST_TIMEOUT}), got ${e.HTTP_HEADERS_TIMEOUT}`,
@@ -402,6 +430,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }),
     schedules: e.SCHEDULES,
     autopatch: e.AUTOPATCH,
+    scale: Object.freeze({
+      min: e.SCALE_MIN,
+      max: e.SCALE_MAX,
+      downStabilizationMs: e.SCALE_DOWN_STABILIZATION * 1000,
+    }),
     dockerConfigDir: dockerConfigDir({ DOCKER_CONFIG: e.DOCKER_CONFIG }),
     dataDir: e.DATA_DIR,
     logFile: e.LOG_FILE,

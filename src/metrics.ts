@@ -70,6 +70,21 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     registers,
   });
   for (const result of ['available', 'updated', 'rolled_back', 'failed']) updates.inc({ result }, 0);
+  const scaleEvents = new Counter({
+    name: 'autoheal_scale_events_total',
+    help: 'Scale steps of Compose and Swarm services, by direction (up, down) and result (succeeded, failed, refused, dry_run)',
+    labelNames: ['direction', 'result'] as const,
+    registers,
+  });
+  for (const direction of ['up', 'down'])
+    for (const result of ['succeeded', 'failed', 'refused', 'dry_run'])
+      scaleEvents.inc({ direction, result }, 0);
+  const replicas = new Gauge({
+    name: 'autoheal_replicas',
+    help: 'Replicas of each service the service has scaled or was asked to scale (service:PROJECT/NAME, swarm:NAME)',
+    labelNames: ['service'] as const,
+    registers,
+  });
   const escalations = new Counter({
     name: 'autoheal_escalations_total',
     help: 'Escalation events raised for a human, by kind',
@@ -189,6 +204,8 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     decisions,
     remediations,
     updates,
+    scaleEvents,
+    replicas,
     remediationDuration,
     escalations,
     givenUp,

@@ -20,6 +20,7 @@ import { type EscalationSink, LogEscalationSink, type TextNotifier } from './not
 import { createNotifier, type Notifier } from './notifiers/index.js';
 import type { WriteFn } from './state/journal.js';
 import { Store } from './state/store.js';
+import { ScaleDown } from './inputs/scale-down.js';
 import { UpdateChecker } from './inputs/updates.js';
 
 export interface ServiceOverrides {
@@ -93,6 +94,8 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     rules,
   });
   const updates = new UpdateChecker({ docker, engine, config, store, metrics, log, clock });
+  // Services an alert scaled up step back down once it resolved (SCALE_DOWN_STABILIZATION).
+  const scaleDown = new ScaleDown({ config, engine, store, clock, log });
   const app = await buildApp(config, {
     updates,
     docker,
@@ -115,15 +118,18 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     notifier,
     engine,
     updates,
+    scaleDown,
     app,
-    /** Starts the notifier's delivery loop and the engine (replay, then intake). */
+    /** Starts the notifier's delivery loop, the engine (replay, then intake) and the scale-down timer. */
     start(): void {
       notifier?.start();
       engine.start();
+      scaleDown.start();
     },
     /** Stops taking requests, lets running remediations finish within graceMs, then closes the state. */
     async close(graceMs: number): Promise<void> {
       await app.close();
+      scaleDown.stop();
       await engine.stop(graceMs);
       // After the engine: escalations raised while remediations finish are still journalled.
       await notifier?.close();

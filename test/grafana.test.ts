@@ -152,6 +152,14 @@ t.test('every panel expression returns data from a real Prometheus scraping the 
     }),
   });
   const target = await createTestContainer(t, { labels: { 'com.docker.compose.project': project } });
+  // A watched Compose service with a scale limit: its replicas are published (autoheal_replicas).
+  await createTestContainer(t, {
+    labels: {
+      'com.docker.compose.project': project,
+      'com.docker.compose.service': 'web',
+      'autoheal.scale.max': '3',
+    },
+  });
 
   const post = (labels: Record<string, string>) =>
     fetch(`${svc.url}/webhooks/alertmanager`, {

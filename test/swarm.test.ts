@@ -180,7 +180,7 @@ t.test(
     t.match(gaveUp, { container: `swarm:${name}` });
     t.match(JSON.stringify(gaveUp), /exit 3|non-zero exit/, "the escalation names the tasks' errors");
     t.equal(h.store.record(`swarm:${name}`)?.givenUp, true);
-  t.ok(watcher.stats.changes > 0, "the engine's change stream started passes too");
+    t.ok(watcher.stats.changes > 0, "the engine's change stream started passes too");
     const actions = () => h.audit().filter((l) => l.event === 'action' && l.container === `swarm:${name}`);
     t.equal(actions().length, 2, 'two attempts, the cap');
     // Swarm goes on restarting it; we do not, and we do not escalate again.
@@ -349,5 +349,84 @@ t.test(
       payload: { target: 'swarm:nope', action: 'stop_start' },
     });
     t.equal(wrong.statusCode, 400, 'stop_start does not act on Swarm services');
+  },
+);
+
+t.test(
+  'scale_up and scale_down on a Swarm service: Replicas within its limits, back down once the alerts resolve',
+  async (t) => {
+    const h = await testApp(t, {
+      env: {
+        DOCKER_HOST: swarm.host,
+        WATCH_SCOPE: 'all',
+        VERIFY_TIMEOUT: '90',
+        RESTART_COOLDOWN: '1',
+        SCALE_DOWN_STABILIZATION: '2',
+      },
+    });
+    const name = uniqueName('scaled');
+    const id = await createService(name, { replicas: 1, labels: { 'autoheal.scale.max': '2' } });
+    await waitFor('one task running', async () => (await running(id)).length === 1, 60_000);
+    const replicas = async () =>
+      (
+        (await swarm.docker.getService(id).inspect()) as {
+          Spec: { Mode: { Replicated: { Replicas: number } } };
+        }
+      ).Spec.Mode.Replicated.Replicas;
+    const alert = (n: number, status: 'firing' | 'resolved' = 'firing') => ({
+      labels: { alertname: 'ServiceBusy', remediation: 'scale_up', swarm_service: name },
+      status,
+      fingerprint: `${name}-fp${n}`,
+      startsAt: '2026-12-04T00:00:00Z',
+    });
+
+    const firedAt = Date.now();
+    await h.postAlerts([alert(1)]);
+    await h.engine.idle();
+    t.equal(await replicas(), 2, 'one more replica');
+    t.equal((await running(id)).length, 2, 'two tasks running');
+    t.comment(`firing alert → two tasks running healthy (verified): ${Date.now() - firedAt} ms`);
+    const up = h.audit().find((l) => l.event === 'remediation' && l.action === 'scale_up');
+    t.match(up, {
+      container: `swarm:${name}`,
+      result: 'succeeded',
+      detail: /1 → 2 replicas; 2 of 2 tasks running/,
+    });
+    t.equal(await h.metric('autoheal_replicas', { service: `swarm:${name}` }), 2);
+
+    await new Promise((r) => setTimeout(r, 1100));
+    await h.postAlerts([alert(2)]);
+    await h.engine.idle();
+    t.equal(await replicas(), 2, 'never above autoheal.scale.max=2');
+    t.match(
+      h.audit().find((l) => l.event === 'decision' && l.reason === 'scale_limit'),
+      { container: `swarm:${name}`, detail: /2 replicas, at its maximum \(autoheal.scale.max=2\)/ },
+    );
+
+    await h.postAlerts([alert(1, 'resolved')]);
+    await new Promise((r) => setTimeout(r, 4000));
+    t.equal(await replicas(), 2, 'held up while the second alert fires');
+    await h.postAlerts([alert(2, 'resolved')]);
+    await waitFor('back to one replica', async () => (await replicas()) === 1, 30_000);
+    await waitFor('one task running', async () => (await running(id)).length === 1, 60_000);
+    await h.engine.idle();
+    t.same(h.store.scaleLedger(), {}, 'forgotten once back at its baseline');
+    t.match(
+      h.audit().find((l) => l.event === 'remediation' && l.action === 'scale_down'),
+      { container: `swarm:${name}`, result: 'succeeded', detail: /2 → 1 replicas/ },
+    );
+    const below = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/remediations',
+      headers: admin,
+      payload: { target: `swarm:${name}`, action: 'scale_down', reason: 'test' },
+    });
+    const refused = await h.settled(String(JSON.parse(below.body).id), 30_000);
+    t.match(refused, {
+      state: 'skipped',
+      skipReason: 'scale_limit',
+      detail: /at its minimum \(SCALE_MIN=1\)/,
+    });
+    t.comment(`the swarm's task history:\n${await history(id)}`);
   },
 );

@@ -8,7 +8,15 @@ import { asideName } from '../src/actions/recreate.js';
 import { updateAction } from '../src/actions/update.js';
 import { checkUpdate } from '../src/registry/check.js';
 import { ADMIN_TOKEN, RecordingSink, testApp } from './fixtures/app.js';
-import { byName, docker, imageExists, removeAtEnd, uniqueName, waitForHealth } from './fixtures/docker.js';
+import {
+  byName,
+  docker,
+  followEngineEvents,
+  imageExists,
+  removeAtEnd,
+  uniqueName,
+  waitForHealth,
+} from './fixtures/docker.js';
 import { TEST_LABEL } from './fixtures/labels.js';
 import { publish, startRegistry } from './fixtures/registry.js';
 
@@ -21,30 +29,16 @@ const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'applica
 async function engineEvents(t: Test, name: string): Promise<() => string[]> {
   const names = new Set([name, asideName(name)]);
   const since = Date.now();
-  const seen: string[] = [];
-  const stream = (await docker.getEvents({
-    filters: { type: ['container'], event: ['create', 'start', 'kill', 'die', 'stop', 'rename', 'destroy'] },
-  })) as NodeJS.ReadableStream & { destroy?: () => void };
-  let buf = '';
-  stream.on('data', (chunk) => {
-    buf += String(chunk);
-    const lines = buf.split('\n');
-    buf = lines.pop() ?? '';
-    for (const line of lines.filter((l) => l.trim())) {
-      const e = JSON.parse(line) as {
-        Action: string;
-        timeNano: number;
-        Actor: { ID: string; Attributes: Record<string, string> };
-      };
-      const n = e.Actor.Attributes.name ?? '';
-      if (!names.has(n) && !names.has(e.Actor.Attributes.oldName?.replace(/^\//, '') ?? '')) continue;
-      const at = Math.round(e.timeNano / 1e6 - since);
-      seen.push(`+${at}ms ${e.Action} ${n} ${e.Actor.ID.slice(0, 12)} ${e.Actor.Attributes.image ?? ''}`);
-    }
+  const seen = await followEngineEvents(t, {
+    event: ['create', 'start', 'kill', 'die', 'stop', 'rename', 'destroy'],
   });
-  stream.on('error', () => undefined);
-  t.teardown(() => stream.destroy?.());
-  return () => [...seen];
+  return () =>
+    seen
+      .filter((e) => names.has(e.name) || names.has(e.attributes.oldName?.replace(/^\//, '') ?? ''))
+      .map(
+        (e) =>
+          `+${Math.round(e.at - since)}ms ${e.action} ${e.name} ${e.id.slice(0, 12)} ${e.attributes.image ?? ''}`,
+      );
 }
 
 /** A watched container on `image` whose health check fails while /tmp/broken exists (a broken v2 has it). */

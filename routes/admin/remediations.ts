@@ -99,6 +99,13 @@ const remediationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req, reply) => {
       const b = req.body;
       const action = b.action;
+      if (b.step !== undefined && !engine.policyContext.actions.get(action)?.bounds) {
+        return fail({
+          status: 400,
+          error: 'bad_request',
+          message: `step applies to scale_up and scale_down, not to ${action}`,
+        });
+      }
       const target = await resolveTarget(b.target, action);
       const requestedBy = requester(req, b);
       const id = engine.request(
@@ -111,6 +118,7 @@ const remediationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           reason: reasonText(b.reason),
           force: b.force ?? false,
           dryRun: b.dryRun ?? false,
+          params: b.step === undefined ? undefined : { step: String(b.step) },
           now: clock.now(),
         }),
       );

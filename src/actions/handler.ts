@@ -41,7 +41,15 @@ export type ActionTarget =
     }
   | { readonly kind: 'host'; readonly scope: ScopeContext }
   /** A Swarm service, as the manager listed it (its version is what an update must name). */
-  | { readonly kind: 'swarm_service'; readonly service: SwarmService };
+  | { readonly kind: 'swarm_service'; readonly service: SwarmService }
+  /** A Compose service as a whole: its replicas, inspected, in Compose's order (container-number 1, 2, …). */
+  | {
+      readonly kind: 'compose_service';
+      readonly project: string;
+      readonly service: string;
+      readonly replicas: ReadonlyArray<ContainerDetails>;
+      readonly stopTimeoutSec: (c: ContainerDetails) => number;
+    };
 
 /** One step of an action on several containers (restart_stack), for the audit and the escalation. */
 export interface ActionStep {
@@ -73,6 +81,11 @@ export interface ActionOutcome {
   readonly steps?: ReadonlyArray<ActionStep> | undefined;
   /** A Swarm service action: the spec verification waits for (the tasks must run what it names). */
   readonly serviceSpec?: { readonly forceUpdate?: number; readonly rollback?: boolean } | undefined;
+  /**
+   * A scale step: the replicas before and after (after: what is running once the action has verified
+   * the new replicas and removed the ones that failed).
+   */
+  readonly scaled?: { readonly from: number; readonly to: number } | undefined;
   /** The container verification looks at when the action replaced the one it was given (recreate). */
   readonly verifyId?: string | undefined;
   /**
@@ -93,6 +106,11 @@ export interface ResumeOutcome {
   readonly undone?: boolean | undefined;
   /** The container to verify now; the one that has the name when not given. */
   readonly verifyId?: string | undefined;
+  /**
+   * The action verified what it found itself (a scale step of a Compose service: its replicas): this
+   * is the attempt's result, and the engine verifies nothing more.
+   */
+  readonly result?: 'succeeded' | 'failed' | undefined;
   readonly settle?: ((verified: boolean) => Promise<string>) | undefined;
 }
 

@@ -6,6 +6,7 @@ import { recreateAction } from './recreate.js';
 import { restartAction } from './restart.js';
 import { restartStackAction } from './restart-stack.js';
 import { rollbackAction } from './rollback.js';
+import { scaleDownAction, scaleUpAction } from './scale.js';
 import { stopStartAction } from './stop-start.js';
 import { makeUpdateAction, type UpdateOptions } from './update.js';
 
@@ -23,5 +24,7 @@ export function defaultActions(o: { readonly updates?: UpdateOptions } = {}): Ac
     restartStackAction, // compose_project: every container in depends_on order, each layer verified first
     makeUpdateAction(o.updates), // container: pulled and re-created on the new image, rolled back unless healthy
     rollbackAction, // Swarm service: back to its previous spec
+    scaleUpAction, // Compose or Swarm service: replicas added within autoheal.scale.max, each verified
+    scaleDownAction, // Compose or Swarm service: replicas removed, highest number first, within autoheal.scale.min
   ]);
 }

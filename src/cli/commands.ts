@@ -81,6 +81,13 @@ export const COMMANDS: readonly Command[] = [
       remediate(ctx, 'rollback', service?.startsWith('swarm:') ? service : `swarm:${service}`),
   },
   {
+    name: 'scale',
+    synopsis: '<service> <+N|-N>',
+    summary: 'add or remove replicas of a Compose or Swarm service, within its limits, and wait',
+    expects: { count: 2, what: 'a service (web, service:project/web or swarm:web) and a step (+2, -1)' },
+    run: scale,
+  },
+  {
     name: 'cleanup',
     synopsis: '',
     summary: 'free disk space on the host (prune, oversized logs) and wait',
@@ -170,10 +177,21 @@ Exit status: 0 done; 1 failed (the remediation, or a request); 2 usage or config
 
 const json = (value: unknown): string => `${JSON.stringify(value)}\n`;
 
+/** `scale web +2`: a bare name is a Compose service; the sign says the direction. */
+function scale(ctx: CommandContext, [service = '', step = '']: string[]): Promise<number> {
+  const m = /^([+-])([0-9]{1,3})$/.exec(step);
+  if (!m?.[1] || !m[2] || Number(m[2]) < 1) {
+    throw new CliError(`scale: the step is +N or -N (for example +2 or -1), got "${step}"`, 2);
+  }
+  const target = /^(service|swarm):/.test(service) ? service : `service:${service}`;
+  return remediate(ctx, m[1] === '+' ? 'scale_up' : 'scale_down', target, Number(m[2]));
+}
+
 async function remediate(
   { api, io, values: v }: CommandContext,
   action: string,
   target: string | undefined,
+  step?: number,
 ): Promise<number> {
   const timeoutSec = v.timeout === undefined ? 600 : Number(v.timeout);
   if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) {
@@ -182,6 +200,7 @@ async function remediate(
   const accepted = await api.remediate({
     action,
     ...(target === undefined ? {} : { target }),
+    ...(step === undefined ? {} : { step }),
     ...(v.reason === undefined ? {} : { reason: v.reason }),
     force: v.force ?? false,
     dryRun: v['dry-run'] ?? false,

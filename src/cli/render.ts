@@ -164,6 +164,7 @@ export function remediationOutcome(
         given_up: `\`autoheal-nexus reset ${r.container ?? target}\` clears given_up (or use --force)`,
         paused: `\`autoheal-nexus resume ${target}\` lifts the pause`,
         not_opted_in: 'label the container autoheal.update=apply (or notify, to update it by hand only)',
+        scale_limit: 'the service labels autoheal.scale.min and autoheal.scale.max set its limits',
       };
       const hint = r.skipReason ? hints[r.skipReason] : undefined;
       return {

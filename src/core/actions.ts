@@ -2,8 +2,16 @@
 // each acts on. The set is open: src/actions/registry.ts is the one list, and a registry is itself a
 // catalog (a handler carries its `targets`), so core never imports the handlers and adding an action
 // is its file plus one registry line.
+import type { ScaleDefaults } from './scale.js';
 import type { TargetKind } from './targets.js';
-import type { ContainerRecord, ContainerView } from './types.js';
+import type { ContainerRecord, ContainerView, SkipReason } from './types.js';
+
+/** What an action bounded by its target's own limits is told: who asked, with what, and the defaults. */
+export interface BoundsInput {
+  readonly automatic: boolean;
+  readonly params: Readonly<Record<string, string>>;
+  readonly scale: ScaleDefaults;
+}
 
 /** An action's name as the registry, a label, a rule or a request spells it ("restart"). */
 export type ActionName = string;
@@ -34,6 +42,23 @@ export interface ActionSpec {
   readonly oneShot?: boolean | undefined;
   /** May be scheduled over every watched container at once (`update:all`), through the service's own run. */
   readonly batch?: boolean | undefined;
+  /**
+   * A step of a planned change (scale_up, scale_down), not a recovery: a verified step leaves no attempt
+   * counted, so the attempt cap counts the steps that failed in a row.
+   */
+  readonly stepwise?: boolean | undefined;
+  /**
+   * For an action bounded by its target's own limits (scale_up, scale_down: the replicas a service may
+   * have): why this request cannot run within them, or undefined. decide() asks it after consent.
+   */
+  readonly bounds?:
+    | ((
+        c: ContainerView,
+        o: BoundsInput,
+      ) =>
+        | { readonly reason: Extract<SkipReason, 'scale_limit' | 'invalid_step'>; readonly detail: string }
+        | undefined)
+    | undefined;
 }
 
 export type ActionCatalog = ReadonlyMap<ActionName, ActionSpec>;

@@ -31,6 +31,11 @@ export const CONTAINER_LABELS = {
   swarmService: 'com.docker.swarm.service.name',
   /** apply | notify | off: whether image updates are applied, only listed, or never (AUTOPATCH otherwise). */
   update: 'autoheal.update',
+  /** The fewest and most replicas scale_down and scale_up leave a Compose or Swarm service with. */
+  scaleMin: 'autoheal.scale.min',
+  scaleMax: 'autoheal.scale.max',
+  /** Set on a replica scale_up added (its value: when), so a restart of the service finds what it left. */
+  scaleAdded: 'autoheal.scale.added',
 } as const;
 
 /** Alert labels, in order of preference where several name the same thing. */
@@ -46,4 +51,6 @@ export const ALERT_LABELS = {
   host: ['host', 'nodename', 'node'],
   /** The scrape target; its host part names the host when no host label does (see core/host.ts). */
   instance: 'instance',
+  /** How many replicas scale_up adds or scale_down removes (a label, else an annotation; default 1). */
+  step: 'step',
 } as const;

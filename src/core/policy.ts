@@ -4,6 +4,7 @@ import { type ActionCatalog, type ActionName, hostOnly, NO_ACTION } from './acti
 import { parseDuration } from './duration.js';
 import { isAside } from './names.js';
 import { CONTAINER_LABELS } from './labels.js';
+import { DEFAULT_SCALE, type ScaleDefaults } from './scale.js';
 import { checkScope, type ScopeContext } from './scope.js';
 import type { ContainerRecord, ContainerView, Decision, Signal } from './types.js';
 
@@ -25,6 +26,8 @@ export interface PolicyContext extends ScopeContext {
   readonly nodeName: string | undefined;
   /** The actions the service has (its registry): a signal asking for another is unknown_action. */
   readonly actions: ActionCatalog;
+  /** The replica limits of a service without autoheal.scale.min/max labels (SCALE_MIN, SCALE_MAX). */
+  readonly scale?: ScaleDefaults | undefined;
 }
 
 export interface CircuitView {
@@ -188,8 +191,11 @@ export function decide(i: DecideInput): Decision {
 
   const untouchable = mayTouch(c, action, r, now, ctx);
   if (untouchable) return untouchable;
-  const refused = ctx.actions.get(action)?.consent?.(c, r, { automatic });
+  const spec = ctx.actions.get(action);
+  const refused = spec?.consent?.(c, r, { automatic });
   if (refused !== undefined) return skip('not_opted_in', refused);
+  const outside = spec?.bounds?.(c, { automatic, params: signal.params, scale: ctx.scale ?? DEFAULT_SCALE });
+  if (outside) return skip(outside.reason, outside.detail);
   if (i.busy || r?.inFlight) return skip('in_progress', `${r?.inFlight?.action ?? 'an action'} is running`);
 
   if (automatic && r?.stoppedByOperator && c.state !== 'running') {

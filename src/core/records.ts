@@ -141,6 +141,8 @@ export interface Outcome {
   readonly view: ContainerView;
   /** The signal the action was carried out for (a retry keeps the origin of the incident's first). */
   readonly signal: Signal;
+  /** A step of a planned change (a scale step): once verified it leaves no attempt counted. */
+  readonly stepwise?: boolean | undefined;
 }
 
 /**
@@ -176,7 +178,11 @@ export function resultRecorded(
     healthySince: ok ? now : undefined,
     healedAt: ok ? now : r.healedAt,
   };
-  if (ok) return { next: 'recovered', record: { ...next, incidentId: undefined } };
+  if (ok) {
+    // The attempt cap bounds the steps that fail, not the steps a service is asked to take.
+    const attempts = o.stepwise ? 0 : next.attempts;
+    return { next: 'recovered', record: { ...next, attempts, incidentId: undefined } };
+  }
   if (r.attempts >= maxAttemptsFor(o.view, policy)) {
     return r.givenUp ? { next: 'none', record: next } : { next: 'given_up', record: givenUp(next, now) };
   }

@@ -14,6 +14,8 @@ export interface SignalRequest {
   readonly reason?: string | undefined;
   readonly force?: boolean | undefined;
   readonly dryRun?: boolean | undefined;
+  /** The action's parameters (a scale step's `step`). */
+  readonly params?: Readonly<Record<string, string>> | undefined;
   readonly now: number;
 }
 
@@ -26,7 +28,7 @@ export function requestSignal(r: SignalRequest): Omit<Signal, 'remediationId'> {
     condition: 'requested',
     target: r.target,
     action: r.action,
-    params: {},
+    params: r.params ?? {},
     labels: {},
     annotations: {},
     requestedBy: r.requestedBy,

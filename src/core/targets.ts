@@ -14,10 +14,11 @@ import type { ContainerView, TargetSelector } from './types.js';
 
 /**
  * What an action runs on once a selector is resolved: containers (a container, a Compose service and a
- * Compose project all name containers, each acted on alone), a Compose project as a whole (its
- * containers in dependency order: restart_stack), a Swarm service, or the host.
+ * Compose project all name containers, each acted on alone), a Compose service as a whole (its replicas:
+ * scale_up, scale_down), a Compose project as a whole (its containers in dependency order:
+ * restart_stack), a Swarm service, or the host.
  */
-export type TargetKind = 'container' | 'compose_project' | 'swarm_service' | 'host';
+export type TargetKind = 'container' | 'compose_service' | 'compose_project' | 'swarm_service' | 'host';
 
 /** The kind of target a selector resolves to; `none` names nothing. */
 export function kindOf(t: TargetSelector): TargetKind | undefined {
@@ -37,10 +38,13 @@ export function kindOf(t: TargetSelector): TargetKind | undefined {
 
 /**
  * The kinds a selector can be acted on as, the first preferred: a Compose project is one target to an
- * action on whole projects (restart_stack) and its containers, one by one, to any other.
+ * action on whole projects (restart_stack) and its containers, one by one, to any other; a Compose
+ * service is one target to an action on whole services (scale_up), and so is a container of one.
  */
 export function kindsOf(t: TargetSelector): ReadonlyArray<TargetKind> {
   if (t.kind === 'project') return ['compose_project', 'container'];
+  if (t.kind === 'service') return ['compose_service', 'container'];
+  if (t.kind === 'container') return ['container', 'compose_service'];
   const kind = kindOf(t);
   return kind === undefined ? [] : [kind];
 }
@@ -51,6 +55,7 @@ export const actedOnAs = (targets: ReadonlyArray<TargetKind>, t: TargetSelector)
 
 const KIND_WORDS: Record<TargetKind, string> = {
   container: 'containers',
+  compose_service: 'Compose services (service:NAME, service:PROJECT/NAME or a container of one)',
   compose_project: 'a whole Compose project (project:NAME)',
   swarm_service: 'Swarm services',
   host: 'the host',
@@ -80,11 +85,13 @@ export function targetFromLabels(labels: Readonly<Record<string, string>>, actio
 /** The name the state keeps a Swarm service's record under (a container name never has a colon). */
 export const swarmRecordName = (service: string): string => `swarm:${service}`;
 
-/** The target a record's name stands for: a Swarm service's (swarm:NAME) or a container's. */
+/** The name the state keeps a Compose service's record under, as a whole (its scaling). */
+export const composeRecordName = (project: string, service: string): string =>
+  `service:${project}/${service}`;
+
+/** The target a record's name stands for: a Swarm service's (swarm:NAME), a Compose service's or a container's. */
 export const targetOfRecord = (name: string): TargetSelector =>
-  name.startsWith('swarm:')
-    ? { kind: 'swarm', service: name.slice('swarm:'.length) }
-    : { kind: 'container', name };
+  name.startsWith('swarm:') || name.startsWith('service:') ? parseTarget(name) : { kind: 'container', name };
 
 /** What an operator writes to name a target (the admin API, the CLI, SCHEDULES). */
 export const TARGET_GRAMMAR =

@@ -86,6 +86,8 @@ export interface ContainerView {
   readonly startedAt?: number | undefined;
   readonly restartCount?: number | undefined;
   readonly stopTimeoutSec?: number | undefined;
+  /** A service acted on as a whole (a Compose or Swarm service): its replicas now (undefined: global). */
+  readonly replicas?: number | undefined;
 }
 
 /** Durable per-container policy state, keyed by container name (ids change when a container is recreated). */
@@ -169,6 +171,10 @@ export const SKIP_REASONS = [
   'not_opted_in',
   /** A replica not acted on because the one before it failed (an update goes one at a time). */
   'held_back',
+  /** A scale step the service's limits do not allow (autoheal.scale.min/max, SCALE_MIN/SCALE_MAX). */
+  'scale_limit',
+  /** A scale step that is not a whole number from 1 to 100. */
+  'invalid_step',
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 export const ACT_REASONS = ['ok', 'dry_run', 'forced'] as const;

@@ -136,7 +136,7 @@ export interface SwarmTask {
 }
 
 /** What an update of a service did: `out_of_date` when its version moved meanwhile (someone else updated it). */
-export type ServiceUpdateOutcome = 'updated' | 'gone' | 'out_of_date' | 'no_previous_spec';
+export type ServiceUpdateOutcome = 'updated' | 'gone' | 'out_of_date' | 'no_previous_spec' | 'not_replicated';
 
 export type StopOutcome = 'stopped' | 'already_stopped' | 'gone';
 export type StartOutcome = 'started' | 'already_running' | 'gone';
@@ -181,6 +181,8 @@ export interface DockerClient {
   forceUpdate(serviceId: string, version: number): Promise<ServiceUpdateOutcome>;
   /** Back to the spec before the last update (the engine's own rollback), at `version`. */
   rollbackService(serviceId: string, version: number): Promise<ServiceUpdateOutcome>;
+  /** Sets a replicated service's Replicas (the rest of its spec as it is), at `version`. */
+  scaleService(serviceId: string, version: number, replicas: number): Promise<ServiceUpdateOutcome>;
   /**
    * What changes on a Swarm manager, as it happens (a service created, updated or removed; a task's
    * container on this node exiting), one line each, until the signal aborts or the stream ends.

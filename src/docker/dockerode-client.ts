@@ -723,6 +723,15 @@ export class DockerodeClient implements DockerClient {
     return this.updateService(serviceId, version, raw.Spec, true);
   }
 
+  async scaleService(serviceId: string, version: number, replicas: number): Promise<ServiceUpdateOutcome> {
+    const raw = await this.rawService(serviceId);
+    if (!raw?.Spec) return 'gone';
+    if ((raw.Version?.Index ?? 0) !== version) return 'out_of_date';
+    if (raw.Spec.Mode?.Replicated === undefined) return 'not_replicated';
+    const spec = { ...raw.Spec, Mode: { ...raw.Spec.Mode, Replicated: { Replicas: replicas } } };
+    return this.updateService(serviceId, version, spec, false);
+  }
+
   async pull(ref: string, credentials?: RegistryCredentials): Promise<PullOutcome> {
     imagePath(ref);
     const signal = this.signal(PULL_EXTRA_MS);

@@ -14,6 +14,7 @@ import type { EscalationKind } from '../core/escalation.js';
 import { deferDelayMs, isTransientError, MAX_TRIES_OF_A_FAULTY_SIGNAL } from '../core/pending.js';
 import { admit, type PolicyContext, recordAction } from '../core/policy.js';
 import { incidentEnded, observed, resetRecord } from '../core/records.js';
+import { alertResolved } from '../core/scale.js';
 import { actedOnAs, describeTarget, kindOf, type TargetResolution } from '../core/targets.js';
 import {
   type ContainerRecord,
@@ -31,6 +32,7 @@ import { acceptSignals } from './intake.js';
 import { ContainerPath } from './remediate.js';
 import { Report } from './report.js';
 import { Resumption } from './resume.js';
+import { runComposeServiceAction } from './scale-path.js';
 import { runStackAction } from './stack-path.js';
 import { runSwarmAction } from './swarm-path.js';
 import { RetryTimers } from './retries.js';
@@ -80,6 +82,7 @@ export class Engine {
       startPeriodMs: c.startPeriodMs,
       nodeName: c.nodeName,
       actions: deps.actions,
+      scale: { min: c.scale.min, max: c.scale.max },
     };
     deps.metrics.primeActions(deps.actions.keys());
     this.io = {
@@ -408,6 +411,9 @@ export class Engine {
       this.report.audit(signal, decision);
       return { summary: `no automatic action (no_target: ${decision.detail})` };
     }
+    // A Compose service is one target to an action on whole services (scale_up, scale_down).
+    if (handler && actedOnAs(handler.targets, signal.target) === 'compose_service')
+      return runComposeServiceAction(this.io, this.containers, signal, action);
     // A Compose project is one target to an action on whole projects (restart_stack).
     if (
       signal.target.kind === 'project' &&
@@ -466,6 +472,12 @@ export class Engine {
       this.markDone(id);
     }
     this.deps.metrics.signalsPending.set(this.waiting.size);
+    // A service it held scaled up may step back down once the stabilisation window has passed.
+    if (signal.fingerprint) {
+      const ledger = this.deps.store.scaleLedger();
+      const next = alertResolved(ledger, signal.fingerprint, now);
+      if (next !== ledger) this.durably(() => this.deps.store.putScaleLedger(next));
+    }
     if (signal.target.kind !== 'container') return;
     const r = this.deps.store.record(signal.target.name);
     if (!r) return;

@@ -64,14 +64,20 @@ export class ContainerPath {
     this.deps = io.deps;
   }
 
-  /** Decides and, when allowed, acts on one container; returns a one-line account of what happened. */
-  /** Decides and acts on one container; `result` is the action's when one ran (not a skip or dry run). */
+  /**
+   * Decides and acts on one container; `result` is the action's when one ran (not a skip or dry run),
+   * `decision` the policy's (none for a replay of a signal already acted on).
+   */
   async remediateContainer(
     signal: Signal,
     action: ActionName,
     c: ContainerView,
     how?: TargetRun,
-  ): Promise<{ readonly summary: string; readonly result?: RemediationResult }> {
+  ): Promise<{
+    readonly summary: string;
+    readonly result?: RemediationResult;
+    readonly decision?: Decision;
+  }> {
     // An action interrupted by a restart of the service is verified before anything else is decided.
     await this.resuming(c.name);
     const now = this.deps.clock.now();
@@ -101,6 +107,7 @@ export class ContainerPath {
       this.io.report.finishManual(signal, 'skipped', decision, c.name);
       return {
         summary: `${c.name}: not acted on (${decision.reason}${decision.detail ? `: ${decision.detail}` : ''})`,
+        decision,
       };
     }
     if (decision.dryRun) {
@@ -110,12 +117,12 @@ export class ContainerPath {
         `dry run: would ${action}`,
       );
       this.io.report.finishManual(signal, 'dry_run', decision, c.name);
-      return { summary: `${c.name}: dry run, would ${action}` };
+      return { summary: `${c.name}: dry run, would ${action}`, decision };
     }
     this.io.busy.add(c.name);
     try {
       const result = await this.io.limit(() => this.act(signal, action, c, decision, how));
-      return { summary: `${c.name}: ${action} ${result}`, result };
+      return { summary: `${c.name}: ${action} ${result}`, result, decision };
     } finally {
       this.io.busy.delete(c.name);
     }
@@ -376,9 +383,15 @@ export class ContainerPath {
     const now = this.deps.clock.now();
     const durationMs = now - o.startedAt;
     const r = this.deps.store.record(view.name) ?? emptyRecord(view.name);
-    const recorded = resultRecorded(r, { action, result: o.result, view, signal }, now, config.policy);
+    const spec = this.deps.actions.get(action);
+    const recorded = resultRecorded(
+      r,
+      { action, result: o.result, view, signal, stepwise: spec?.stepwise },
+      now,
+      config.policy,
+    );
     // A one-shot action (update) that failed is not retried: the humans hear of it now.
-    const final = recorded.next === 'retry' && this.deps.actions.get(action)?.oneShot === true;
+    const final = recorded.next === 'retry' && spec?.oneShot === true;
     const step = final
       ? {
           next: 'final' as const,

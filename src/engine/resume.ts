@@ -143,6 +143,20 @@ export class Resumption {
         }
         // An action with steps of its own (recreate) first finishes or rolls back what it left.
         const handler = this.deps.actions.get(intent.action);
+        if (targetOfRecord(name).kind === 'service') {
+          // A Compose service as a whole (a scale step): the action verifies what it finds itself.
+          const left = handler?.resume
+            ? await handler.resume(this.io.handlerContext(signal), name)
+            : { detail: `no ${intent.action} action to finish it`, result: 'failed' as const };
+          const view: ContainerView = { id: '', name, labels: {}, state: 'running', health: 'none' };
+          this.path.recordResult(signal, view, intent.action, {
+            startedAt: intent.startedAt,
+            remediationId: intent.remediationId,
+            result: left.result ?? 'failed',
+            detail: `interrupted by a restart of the service, then verified: ${left.detail}`,
+          });
+          return;
+        }
         const left = handler?.resume ? await handler.resume(this.io.handlerContext(signal), name) : undefined;
         // By name from one listing: a name read back from the state is never taken as an id prefix.
         const found = await lookupContainer(docker, name);

@@ -9,6 +9,7 @@ import { swarmRecordName } from '../core/targets.js';
 import type { ActionName, ContainerView, Decision, HealthStatus, Signal } from '../core/types.js';
 import type { SwarmService, SwarmTask } from '../docker/client.js';
 import type { EngineIo } from './deps.js';
+import { isScaleAction, recordScaleStep, type ScaleStep } from './scale-path.js';
 import type { ContainerPath, TargetRun } from './remediate.js';
 
 /** Failed tasks this recent make the service unhealthy as the policy sees it. */
@@ -25,7 +26,14 @@ export function serviceView(s: SwarmService, tasks: ReadonlyArray<SwarmTask>, no
     (t) => (t.state === 'failed' || t.state === 'rejected') && now - t.at < RECENT_TASK_FAILURE_MS,
   );
   const health: HealthStatus = down || failed ? 'unhealthy' : 'healthy';
-  return { id: s.id, name: swarmRecordName(s.name), labels: s.labels, state: 'running', health };
+  return {
+    id: s.id,
+    name: swarmRecordName(s.name),
+    labels: s.labels,
+    state: 'running',
+    health,
+    replicas: s.replicas,
+  };
 }
 
 function skipped(
@@ -72,13 +80,18 @@ export async function runSwarmAction(
       key,
     );
   }
-  const view = serviceView(svc, await docker.listTasks(svc.id), clock.now());
+  const scale = isScaleAction(action);
+  // A scale step is not a heal: the service's health is not its question (it is never given up for it).
+  const seen = serviceView(svc, await docker.listTasks(svc.id), clock.now());
+  const view: ContainerView = scale ? { ...seen, health: 'none' } : seen;
+  let scaled: ScaleStep['scaled'];
   const how: TargetRun = {
     kind: 'swarm_service',
     async run(h, ctx) {
       const after = ctx.now();
       const out = await h.run(ctx, { kind: 'swarm_service', service: svc });
       if (!out.ok) return { result: 'failed', detail: out.detail };
+      scaled = out.scaled;
       const v = await verifyService(docker, svc.id, {
         timeoutMs: config.verifyTimeoutMs,
         graceMs: config.verifyGraceMs,
@@ -86,9 +99,20 @@ export async function runSwarmAction(
         after,
         rollback: out.serviceSpec?.rollback,
       });
-      return { result: v.result, detail: `${out.detail}; ${v.detail}`, lastHealthOutput: v.lastHealthOutput };
+      // The action keeps or undoes its work on the verdict (a scale-up whose tasks failed: scaled back).
+      const undo = out.settle ? await out.settle(v.result === 'succeeded') : '';
+      const settledHow = undo ? `; ${undo}` : '';
+      if (scaled && v.result !== 'succeeded' && /scaled back/.test(settledHow))
+        scaled = { ...scaled, to: scaled.from };
+      return {
+        result: v.result,
+        detail: `${out.detail}; ${v.detail}${settledHow}`,
+        lastHealthOutput: v.lastHealthOutput,
+      };
     },
   };
   const done = await path.remediateContainer(signal, action, view, how);
+  if (scale)
+    recordScaleStep(io, signal, { key, action, decision: done.decision, result: done.result, scaled });
   return { summary: done.summary };
 }

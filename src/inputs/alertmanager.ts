@@ -71,6 +71,9 @@ export function alertToSignal(
       params = { ...rule.params };
     }
   }
+  // A scale step's size: the alert's own label, else its annotation, else the rule's.
+  const step = labels[ALERT_LABELS.step] ?? alert.annotations?.[ALERT_LABELS.step];
+  if (step !== undefined) params = { ...params, step };
   return {
     id: randomUUID(),
     source: 'alertmanager',

@@ -3,6 +3,7 @@
 // Everything lives in memory and is journalled on every change (see journal.ts).
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
+import type { ScaleLedger } from '../core/scale.js';
 import { describeTarget } from '../core/targets.js';
 import { type ContainerRecord, type DecisionReason, emptyRecord, type Signal } from '../core/types.js';
 import { Journal, type JournalLogger, type JournalOptions } from './journal.js';
@@ -378,6 +379,15 @@ export class Store {
     const names = Object.keys(all).sort((a, b) => (all[a]?.at ?? 0) - (all[b]?.at ?? 0));
     for (const n of names.slice(0, Math.max(0, names.length - MAX_REJECTED_UPDATES))) delete all[n];
     this.journal.put('misc', 'rejected_updates', all);
+  }
+
+  /** The services an alert scaled up, until they are back at their baseline (core/scale.ts). */
+  scaleLedger(): ScaleLedger {
+    return (this.misc.get('scale_ledger') as ScaleLedger | undefined) ?? {};
+  }
+
+  putScaleLedger(l: ScaleLedger): void {
+    this.journal.put('misc', 'scale_ledger', l);
   }
 
   circuit(): CircuitState {

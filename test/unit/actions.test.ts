@@ -94,6 +94,8 @@ t.test('the default registry lists its actions with the target kinds they accept
       ['restart_stack', ['compose_project']],
       ['update', ['container']],
       ['rollback', ['swarm_service']],
+      ['scale_up', ['compose_service', 'swarm_service']],
+      ['scale_down', ['compose_service', 'swarm_service']],
     ],
   );
   for (const [name, h] of actions) t.equal(name, h.name, `${name} is registered under its own name`);

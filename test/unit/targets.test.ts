@@ -81,6 +81,7 @@ t.test('a new action is one registry entry: selectTarget and its messages follow
   });
   t.match(selectTarget(actions, 'rollback', 'swarm:-web'), { ok: false, reason: 'invalid_target' });
   t.match(selectTarget(actions, 'reboot', 'web'), {
-    detail: /use one of restart, stop_start, cleanup, recreate, restart_stack, update, rollback$/,
+    detail:
+      /use one of restart, stop_start, cleanup, recreate, restart_stack, update, rollback, scale_up, scale_down$/,
   });
 });

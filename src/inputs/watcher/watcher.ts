@@ -423,6 +423,7 @@ export class Watcher {
       }
     }
     for (const k of [...this.tracker.all()]) if (!seen.has(k.id)) this.forget(k);
+    this.gauges.publishReplicas();
     await this.inspectAll(fresh);
     const seconds = (performance.now() - t0) / 1000;
     this.stats.reconciles++;
