@@ -7,10 +7,7 @@
 // test/webhook.test.ts ("unlabelled, unknown, other-host and action-less alerts") and
 // test/unit/host.test.ts.
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -23,7 +20,7 @@ import {
   waitFor,
   waitForHealth,
 } from './fixtures/docker.js';
-import { testAlertmanagerConfig, WEBHOOK_PATH } from './fixtures/prom-configs.js';
+import { testAlertmanagerConfig } from './fixtures/prom-configs.js';
 import {
   ALERTMANAGER_BIN,
   amAlerts,
@@ -38,6 +35,7 @@ import {
   startService,
   tempDir,
 } from './fixtures/prom-stack.js';
+import { webhookProxy } from './fixtures/webhook-proxy.js';
 
 const run = promisify(execFile);
 const FLEET_YML = join(REPO, 'prometheus', 'alertmanager-fleet.yml');
@@ -145,43 +143,12 @@ async function waitForCluster(ams: ClusteredAm[]): Promise<void> {
   }
 }
 
-interface Delivery {
-  at: number;
+/** What each Alertmanager posted (its externalURL names it), and what the service answered. */
+interface Payload {
   externalURL: string;
   alerts: Array<{ status: string; labels: Record<string, string> }>;
-  answer: { accepted?: number; duplicates?: number };
-  code: number;
 }
-
-/** Passes webhook posts on to the service, noting which Alertmanager sent each and what it was told. */
-async function recordWebhooks(t: Teardown, upstream: string) {
-  const deliveries: Delivery[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
-      if (req.headers.authorization) headers.authorization = req.headers.authorization;
-      const at = Date.now();
-      try {
-        const answer = await fetch(`${upstream}${req.url}`, { method: 'POST', headers, body });
-        const text = await answer.text();
-        if (req.url === WEBHOOK_PATH) {
-          const payload = JSON.parse(body) as Pick<Delivery, 'externalURL' | 'alerts'>;
-          deliveries.push({ at, ...payload, answer: JSON.parse(text), code: answer.status });
-        }
-        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(text);
-      } catch (err) {
-        res.writeHead(502).end(String(err));
-      }
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, deliveries };
-}
+type Answer = { accepted?: number; duplicates?: number };
 
 t.test('an Alertmanager HA pair: both deliver the alert, one restart, one incident', async (t) => {
   const dir = tempDir(t, 'am-ha');
@@ -206,7 +173,7 @@ t.test('an Alertmanager HA pair: both deliver the alert, one restart, one incide
       VERIFY_GRACE: '1',
     },
   });
-  const proxy = await recordWebhooks(t, svc.url);
+  const proxy = await webhookProxy<Payload, Answer>(t, svc.url);
   // The shipped routing (prometheus/alertmanager.yml), the same for both members.
   const amConfig = testAlertmanagerConfig({
     serviceUrl: proxy.url,
@@ -322,8 +289,8 @@ t.test('an Alertmanager HA pair: both deliver the alert, one restart, one incide
   const firingFrom = (am: ClusteredAm) =>
     proxy.deliveries.filter(
       (d) =>
-        d.externalURL === am.url &&
-        d.alerts.some((a) => a.status === 'firing' && a.labels.container === c.name),
+        d.payload.externalURL === am.url &&
+        d.payload.alerts.some((a) => a.status === 'firing' && a.labels.container === c.name),
     );
   await waitFor(
     'a firing delivery from each Alertmanager',
@@ -331,7 +298,9 @@ t.test('an Alertmanager HA pair: both deliver the alert, one restart, one incide
     30_000,
     50,
   ).catch((err: Error) => {
-    const seen = proxy.deliveries.map((d) => `${d.externalURL} ${d.alerts.map((a) => a.status)}`);
+    const seen = proxy.deliveries.map(
+      (d) => `${d.payload.externalURL} ${d.payload.alerts.map((a) => a.status)}`,
+    );
     throw new Error(
       `${err.message}; deliveries: ${JSON.stringify(seen)}\n${ams.map((a) => a.tail(10)).join('\n')}`,
     );
@@ -339,7 +308,7 @@ t.test('an Alertmanager HA pair: both deliver the alert, one restart, one incide
   t.pass('both Alertmanagers posted the firing alert');
   const firing = ams.flatMap((am) => firingFrom(am));
   t.ok(
-    firing.every((d) => d.code === 200),
+    firing.every((d) => d.status === 200),
     'the service accepted every delivery',
   );
   t.equal(
@@ -385,8 +354,8 @@ t.test('an Alertmanager HA pair: both deliver the alert, one restart, one incide
       ams.every((am) =>
         proxy.deliveries.some(
           (d) =>
-            d.externalURL === am.url &&
-            d.alerts.some((a) => a.status === 'resolved' && a.labels.container === c.name),
+            d.payload.externalURL === am.url &&
+            d.payload.alerts.some((a) => a.status === 'resolved' && a.labels.container === c.name),
         ),
       ),
     60_000,
@@ -450,6 +419,6 @@ t.test('an Alertmanager HA pair: both deliver the alert, one restart, one incide
   const firstDelivery = Math.min(...firing.map((d) => d.at));
   t.comment(
     `alert firing → first delivery ${s(firstDelivery - tFiring)} → restart ${s(tAction - tFiring)}; ` +
-      `deliveries of the firing alert: ${firing.length}, ${firing.map((d) => `${d.externalURL.slice(-5)} ${JSON.stringify(d.answer)}`).join('; ')}`,
+      `deliveries of the firing alert: ${firing.length}, ${firing.map((d) => `${d.payload.externalURL.slice(-5)} ${JSON.stringify(d.answer)}`).join('; ')}`,
   );
 });

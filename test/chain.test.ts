@@ -1,12 +1,4 @@
-// The whole chain, for real: Prometheus (with the shipped rules) → Alertmanager (with the shipped
-// routing) → this service → the Docker engine. Only addresses, intervals and the token path differ
-// from the shipped configuration. The service's own healing is switched off (WATCHER_HEAL=false) so
-// the only way the broken container can come back is through the alert. A small recording proxy sits
-// between Alertmanager and the service to see what Alertmanager actually sent, token included.
-import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import {
@@ -17,7 +9,7 @@ import {
   waitFor,
   waitForHealth,
 } from './fixtures/docker.js';
-import { testAlertmanagerConfig, testPrometheusConfig, WEBHOOK_PATH } from './fixtures/prom-configs.js';
+import { testAlertmanagerConfig, testPrometheusConfig } from './fixtures/prom-configs.js';
 import {
   amAlerts,
   freePort,
@@ -31,58 +23,13 @@ import {
   startService,
   tempDir,
 } from './fixtures/prom-stack.js';
+import { webhookProxy } from './fixtures/webhook-proxy.js';
 
-interface Delivery {
-  at: number;
-  authorization: string | undefined;
-  status: number;
-  payload: {
-    status: string;
-    receiver: string;
-    alerts: Array<{ status: string; labels: Record<string, string>; fingerprint: string }>;
-  };
-}
-
-/** Forwards every request to `upstream` and remembers what came in and what the service answered. */
-async function recordingProxy(t: { teardown(fn: () => unknown): void }, upstream: string) {
-  const deliveries: Delivery[] = [];
-  const readBody = async (req: IncomingMessage) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
-  };
-  const server = createServer(async (req, res) => {
-    const body = await readBody(req);
-    const at = Date.now();
-    try {
-      const answer = await fetch(`${upstream}${req.url}`, {
-        method: req.method,
-        headers: {
-          'content-type': req.headers['content-type'] ?? 'application/json',
-          ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
-        },
-        body: req.method === 'POST' ? body : undefined,
-      });
-      const text = await answer.text();
-      if (req.url === WEBHOOK_PATH) {
-        deliveries.push({
-          at,
-          authorization: req.headers.authorization,
-          status: answer.status,
-          payload: JSON.parse(body) as Delivery['payload'],
-        });
-      }
-      res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' });
-      res.end(text);
-    } catch (err) {
-      res.writeHead(502);
-      res.end(String(err));
-    }
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, deliveries };
+/** What Alertmanager posted, as far as this test reads it. */
+interface Payload {
+  status: string;
+  receiver: string;
+  alerts: Array<{ status: string; labels: Record<string, string>; fingerprint: string }>;
 }
 
 t.test('Prometheus → Alertmanager → AutoHeal-Nexus → Docker, and back to resolved', async (t) => {
@@ -109,7 +56,7 @@ t.test('Prometheus → Alertmanager → AutoHeal-Nexus → Docker, and back to r
       VERIFY_GRACE: '1',
     },
   });
-  const proxy = await recordingProxy(t, svc.url);
+  const proxy = await webhookProxy<Payload>(t, svc.url);
   const am = await startAlertmanager(t, {
     config: testAlertmanagerConfig({
       serviceUrl: proxy.url,

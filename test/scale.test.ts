@@ -22,6 +22,7 @@ import {
   waitFor,
 } from './fixtures/docker.js';
 import { TEST_LABEL } from './fixtures/labels.js';
+import { type RunningService, startService } from './fixtures/service.js';
 
 const run = promisify(execFile);
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
@@ -36,10 +37,20 @@ interface Project {
 }
 
 /**
- * A project with one service, `web`, scaled between 1 and 3. A replica started while the shared
- * directory holds `fail-new` comes up unhealthy (the ones already running stay healthy).
+ * The health check of the crash test: only the first replica is healthy before /shared/go exists
+ * (`$$` is Compose's escape of a `$`).
  */
-async function upProject(t: Test): Promise<Project> {
+const GATED = [
+  'test ! -f /tmp/broken || { echo "health: /tmp/broken present"; exit 1; }',
+  '[ "$$(cat /shared/first 2>/dev/null)" = "$$(hostname)" ] || [ -f /shared/go ] || { echo "new replica: waiting for /shared/go"; exit 1; }',
+].join('; ');
+
+/**
+ * A project with one service, `web`, scaled between 1 and 3. A replica started while the shared
+ * directory holds `fail-new` comes up unhealthy (the ones already running stay healthy). Gated: a
+ * replica after the first stays `starting` until the shared directory holds `go`.
+ */
+async function upProject(t: Test, o: { gated?: boolean } = {}): Promise<Project> {
   await ensureTestImage();
   const project = uniqueName('scale').replace(/-/g, '');
   const dir = mkdtempSync(join(tmpdir(), 'autoheal-scale-'));
@@ -52,13 +63,14 @@ async function upProject(t: Test): Promise<Project> {
         web: {
           image: TEST_IMAGE,
           network_mode: 'none',
-          volumes: [`${dir}:/shared:ro`],
+          volumes: [`${dir}:/shared`],
           command: [
             'sh',
             '-c',
-            "trap 'exit 0' TERM; if [ -f /shared/fail-new ]; then touch /tmp/broken; fi; sleep 2147483 & wait",
+            "trap 'exit 0' TERM; [ -f /shared/ignore-term ] && trap '' TERM; [ -f /shared/first ] || hostname > /shared/first; if [ -f /shared/fail-new ]; then touch /tmp/broken; fi; sleep 2147483 & wait",
           ],
-          stop_grace_period: '2s',
+          // A replica started while /shared/ignore-term exists ignores SIGTERM: its stop takes this long.
+          stop_grace_period: o.gated ? '20s' : '2s',
           labels: {
             [TEST_LABEL]: 'true',
             'autoheal.enable': 'true',
@@ -66,10 +78,15 @@ async function upProject(t: Test): Promise<Project> {
             'autoheal.scale.max': '3',
           },
           healthcheck: {
-            test: ['CMD-SHELL', 'test ! -f /tmp/broken || { echo "health: /tmp/broken present"; exit 1; }'],
+            test: [
+              'CMD-SHELL',
+              o.gated ? GATED : 'test ! -f /tmp/broken || { echo "health: /tmp/broken present"; exit 1; }',
+            ],
             interval: '250ms',
             timeout: '2s',
             retries: 1,
+            // Gated: a failing check keeps a new replica `starting`, not unhealthy, until the kill.
+            ...(o.gated ? { start_period: '120s' } : {}),
           },
         },
       },
@@ -119,6 +136,19 @@ const healthyCount = (p: Project, n: number, timeoutMs = 60_000) =>
         : undefined;
     },
     timeoutMs,
+  );
+
+/** A remediation as a running service reports it, once it has finished. */
+const finished = (svc: RunningService, id: string) =>
+  waitFor(
+    `remediation ${id} to finish`,
+    async () => {
+      const r = await fetch(`${svc.url}/api/v1/remediations/${id}`, { headers: admin });
+      const body = (await r.json()) as { state: string; detail?: string };
+      return ['queued', 'running'].includes(body.state) ? undefined : body;
+    },
+    90_000,
+    200,
   );
 
 /** What `docker-compose ps` says of the service: the names of its containers that are Up. */
@@ -269,6 +299,14 @@ t.test('a new replica that does not come up healthy is removed again and escalat
   });
   t.match(below, { state: 'skipped', skipReason: 'scale_limit', detail: /1 replicas, at its minimum/ });
   t.equal((await p.replicas()).length, 1);
+  const dry = await request({
+    action: 'scale_up',
+    target: `service:${p.project}/web`,
+    dryRun: true,
+    reason: 'dry',
+  });
+  t.match(dry, { state: 'dry_run' });
+  t.equal((await p.replicas()).length, 1, 'a dry run touches nothing');
 
   // The next replica comes up unhealthy: removed again, the remediation failed, a human told.
   writeFileSync(join(p.dir, 'fail-new'), '');
@@ -312,3 +350,98 @@ t.test('a step is refused with a clear error before anything is queued', async (
   t.equal(project.statusCode, 400);
   t.match(JSON.parse(project.body), { error: 'bad_target', message: /acts on Compose services/ });
 });
+
+t.test(
+  'a kill -9 in the middle of a scale-up: the restarted service verifies the new replica, never adds another',
+  async (t) => {
+    let second: RunningService | undefined;
+    t.teardown(() => second?.kill('SIGKILL'));
+    const p = await upProject(t, { gated: true });
+    const env = {
+      WATCH_SCOPE: 'project',
+      COMPOSE_PROJECT: p.project,
+      VERIFY_TIMEOUT: '60',
+      VERIFY_GRACE: '1',
+    };
+    const first = await startService(t, env);
+    const events = await followEngineEvents(t, { label: [`com.docker.compose.project=${p.project}`] });
+    const res = await fetch(`${first.url}/api/v1/remediations`, {
+      method: 'POST',
+      headers: admin,
+      body: JSON.stringify({ target: `service:${p.project}/web`, action: 'scale_up', reason: 'load' }),
+    });
+    t.equal(res.status, 202);
+    const { id } = (await res.json()) as { id: string };
+    const newName = `${p.project}_web_2`;
+    await waitFor(
+      'the new replica started',
+      async () => events.some((e) => e.action === 'start' && e.name === newName),
+      60_000,
+    );
+    await first.kill('SIGKILL');
+    t.equal(
+      (await docker.getContainer(newName).inspect()).State.Health?.Status,
+      'starting',
+      'killed mid-verification',
+    );
+
+    second = await startService(t, env, first.dir);
+    writeFileSync(join(p.dir, 'go'), '');
+    const done = await finished(second, id);
+    t.match(done, {
+      state: 'succeeded',
+      detail: /interrupted by a restart of the service, then verified: .*_web_2 healthy/,
+    });
+    t.equal(events.filter((e) => e.action === 'create').length, 1, 'one replica created across both lives');
+    t.same(await composePs(p), [`${p.project}_web_1`, newName], 'docker-compose ps agrees');
+  },
+);
+
+t.test(
+  'a kill -9 in the middle of a scale-down: the restarted service finishes it, removes nothing else',
+  async (t) => {
+    let second: RunningService | undefined;
+    t.teardown(() => second?.kill('SIGKILL'));
+    const p = await upProject(t, { gated: true });
+    // A second replica that ignores SIGTERM: its graceful stop lasts the whole stop_grace_period.
+    writeFileSync(join(p.dir, 'ignore-term'), '');
+    writeFileSync(join(p.dir, 'go'), '');
+    await p.compose('up', '-d', '--scale', 'web=2');
+    await healthyCount(p, 2);
+    const env = { WATCH_SCOPE: 'project', COMPOSE_PROJECT: p.project, VERIFY_TIMEOUT: '60' };
+    const first = await startService(t, env);
+    const events = await followEngineEvents(t, { label: [`com.docker.compose.project=${p.project}`] });
+    const res = await fetch(`${first.url}/api/v1/remediations`, {
+      method: 'POST',
+      headers: admin,
+      body: JSON.stringify({ target: `service:${p.project}/web`, action: 'scale_down', reason: 'quiet' }),
+    });
+    t.equal(res.status, 202);
+    const { id } = (await res.json()) as { id: string };
+    const aside = `${p.project}_web_2-autoheal-replaced`;
+    await waitFor(
+      'the stop of the renamed replica',
+      async () => events.some((e) => e.action === 'kill' && e.name === aside),
+      30_000,
+    );
+    await first.kill('SIGKILL');
+
+    second = await startService(t, env, first.dir);
+    const done = await finished(second, id);
+    t.match(done, {
+      state: 'succeeded',
+      detail: /interrupted by a restart of the service, then verified: removed .*_web_2-autoheal-replaced/,
+    });
+    t.same(await composePs(p), [`${p.project}_web_1`], 'docker-compose ps agrees: one replica');
+    t.same(
+      (await p.replicas()).map((c) => c.name),
+      [`${p.project}_web_1`],
+      'nothing aside is left',
+    );
+    t.equal(events.filter((e) => e.action === 'destroy').length, 1, 'one replica removed across both lives');
+    t.notOk(
+      events.some((e) => e.action === 'kill' && e.name === `${p.project}_web_1`),
+      'the first replica untouched',
+    );
+  },
+);

@@ -8,7 +8,7 @@
 //   Swarm: the service's Replicas, through the manager; the engine verifies the tasks, and a scale-up
 //   whose tasks do not come up is scaled back.
 import { CONTAINER_LABELS } from '../core/labels.js';
-import { asideName, isAside } from '../core/names.js';
+import { asideName, isAside, nameBeforeAside } from '../core/names.js';
 import { parseStep, planScale, type ScaleDirection, scaleLimits } from '../core/scale.js';
 import { parseTarget } from '../core/targets.js';
 import type { ContainerView } from '../core/types.js';
@@ -236,7 +236,7 @@ async function resumeCompose(ctx: ActionContext, name: string) {
   for (const c of all) {
     const details = await ctx.docker.inspect(c.id);
     if (!details) continue;
-    if (isAside(c.name) && !live.has(c.name.slice(0, c.name.length - asideName('').length))) {
+    if (isAside(c.name) && !live.has(nameBeforeAside(c.name))) {
       await ctx.docker
         .stop(details.id, details.stopTimeoutSec ?? ctx.config.defaultStopTimeoutSec)
         .catch(() => undefined);

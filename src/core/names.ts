@@ -96,3 +96,6 @@ const ASIDE_SUFFIX = '-autoheal-replaced';
 export const asideName = (name: string): string => `${name}${ASIDE_SUFFIX}`;
 /** A container a recreate put aside: no action and no watcher signal touches it; the recreate settles it. */
 export const isAside = (name: string): boolean => name.endsWith(ASIDE_SUFFIX);
+/** The name a container put aside had before (its aside name without the suffix). */
+export const nameBeforeAside = (name: string): string =>
+  isAside(name) ? name.slice(0, -ASIDE_SUFFIX.length) : name;

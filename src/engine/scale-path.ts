@@ -34,6 +34,16 @@ export interface ScaleStep {
 
 const DIRECTION: Readonly<Record<string, 'up' | 'down'>> = { scale_up: 'up', scale_down: 'down' };
 
+/** Skips that say the service is not there (any more): the ledger forgets it. */
+const GONE: ReadonlySet<string> = new Set(['target_not_found', 'no_target']);
+
+/** A step's result as autoheal_scale_events_total counts it; undefined for a skip of another reason. */
+function scaleResult(s: ScaleStep, refused: boolean): string | undefined {
+  if (s.result !== undefined) return s.result === 'succeeded' ? 'succeeded' : 'failed';
+  if (refused) return 'refused';
+  return s.decision?.verdict === 'act' ? 'dry_run' : undefined;
+}
+
 /** True for an action the scale ledger and metrics follow. */
 export const isScaleAction = (action: ActionName): boolean => action in DIRECTION;
 
@@ -49,16 +59,7 @@ export function recordScaleStep(io: EngineIo, signal: Signal, s: ScaleStep): voi
   const refused =
     s.decision?.verdict === 'skip' &&
     (s.decision.reason === 'scale_limit' || s.decision.reason === 'invalid_step');
-  const result =
-    s.result === 'succeeded'
-      ? 'succeeded'
-      : s.result !== undefined
-        ? 'failed'
-        : refused
-          ? 'refused'
-          : s.decision?.verdict === 'act'
-            ? 'dry_run'
-            : undefined;
+  const result = scaleResult(s, refused);
   if (result) deps.metrics.scaleEvents.inc({ direction, result });
   if (s.scaled) deps.metrics.replicas.set({ service: s.key }, s.scaled.to);
   const before = deps.store.scaleLedger();
@@ -72,7 +73,9 @@ export function recordScaleStep(io: EngineIo, signal: Signal, s: ScaleStep): voi
   }
   const floor = signal.params.floor === undefined ? undefined : Number(signal.params.floor);
   if (direction === 'down' && floor !== undefined) {
-    if ((s.result === 'succeeded' && s.scaled && s.scaled.to <= floor) || refused)
+    // The ledger's own step: back at the baseline, refused at a limit, or the service is gone.
+    const gone = s.decision?.verdict === 'skip' && GONE.has(s.decision.reason);
+    if ((s.result === 'succeeded' && s.scaled && s.scaled.to <= floor) || refused || gone)
       next = settled(before, s.key);
   }
   if (next === before) return;
@@ -83,14 +86,17 @@ export function recordScaleStep(io: EngineIo, signal: Signal, s: ScaleStep): voi
   }
 }
 
-function skipped(
+/** A scale step that found no service to act on: reported, and recorded like any other step. */
+export function skippedStep(
   io: EngineIo,
   signal: Signal,
+  action: ActionName,
   decision: Extract<Decision, { verdict: 'skip' }>,
-  key?: string,
+  key: string,
 ) {
   io.report.finishManual(signal, 'skipped', decision);
   io.report.audit(signal, decision, key);
+  recordScaleStep(io, signal, { key, action, decision });
   return { summary: `no automatic action (${decision.reason}: ${decision.detail ?? ''})` };
 }
 
@@ -136,16 +142,17 @@ export async function runComposeServiceAction(
 ): Promise<{ summary: string }> {
   const { docker, config } = io.deps;
   const named = await composeServiceOf(io, signal.target);
-  if ('verdict' in named) return skipped(io, signal, named);
+  if ('verdict' in named) return skippedStep(io, signal, action, named, describeTarget(signal.target));
   const key = composeRecordName(named.project, named.service);
   const listed = await lookupTargets(docker, { kind: 'service', ...named });
   const replicas = (listed.ok ? listed.containers : []).filter((c) => !isAside(c.name));
   replicas.sort((a, b) => replicaNumber(a) - replicaNumber(b));
   const first = replicas[0];
   if (!first)
-    return skipped(
+    return skippedStep(
       io,
       signal,
+      action,
       { verdict: 'skip', reason: 'target_not_found', detail: `no container of ${key}` },
       key,
     );

@@ -9,7 +9,7 @@ import { swarmRecordName } from '../core/targets.js';
 import type { ActionName, ContainerView, Decision, HealthStatus, Signal } from '../core/types.js';
 import type { SwarmService, SwarmTask } from '../docker/client.js';
 import type { EngineIo } from './deps.js';
-import { isScaleAction, recordScaleStep, type ScaleStep } from './scale-path.js';
+import { isScaleAction, recordScaleStep, type ScaleStep, skippedStep } from './scale-path.js';
 import type { ContainerPath, TargetRun } from './remediate.js';
 
 /** Failed tasks this recent make the service unhealthy as the policy sees it. */
@@ -73,12 +73,13 @@ export async function runSwarmAction(
   }
   const svc = (await docker.listServices()).find((s) => s.name === service);
   if (!svc) {
-    return skipped(
-      io,
-      signal,
-      { verdict: 'skip', reason: 'target_not_found', detail: `no Swarm service named "${service}"` },
-      key,
-    );
+    const missing = {
+      verdict: 'skip',
+      reason: 'target_not_found',
+      detail: `no Swarm service named "${service}"`,
+    } as const;
+    if (isScaleAction(action)) return skippedStep(io, signal, action, missing, key);
+    return skipped(io, signal, missing, key);
   }
   const scale = isScaleAction(action);
   // A scale step is not a heal: the service's health is not its question (it is never given up for it).
@@ -102,8 +103,11 @@ export async function runSwarmAction(
       // The action keeps or undoes its work on the verdict (a scale-up whose tasks failed: scaled back).
       const undo = out.settle ? await out.settle(v.result === 'succeeded') : '';
       const settledHow = undo ? `; ${undo}` : '';
-      if (scaled && v.result !== 'succeeded' && /scaled back/.test(settledHow))
-        scaled = { ...scaled, to: scaled.from };
+      if (scaled && undo) {
+        // Undone (or not): the replicas are what the manager says now.
+        const now = (await docker.listServices()).find((s) => s.id === svc.id)?.replicas;
+        scaled = { ...scaled, to: now ?? scaled.to };
+      }
       return {
         result: v.result,
         detail: `${out.detail}; ${v.detail}${settledHow}`,

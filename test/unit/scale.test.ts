@@ -2,6 +2,7 @@
 // operator outside the limits, cut to them for an alert), the ledger that brings a service back down
 // calmly, the policy's bounds hook, and the replicas the watcher publishes.
 import t from 'tap';
+import pino from 'pino';
 import { defaultActions } from '../../src/actions/registry.js';
 import { decide, type PolicyContext } from '../../src/core/policy.js';
 import {
@@ -18,7 +19,10 @@ import {
   steppedDown,
 } from '../../src/core/scale.js';
 import { actedOnAs, parseTarget, selectTarget, targetOfRecord } from '../../src/core/targets.js';
+import { ScaleDown } from '../../src/inputs/scale-down.js';
 import { testConfig } from '../fixtures/config.js';
+import { fakeEngine } from '../fixtures/fake-engine.js';
+import { FakeDocker } from '../fixtures/fake-docker.js';
 import { alertSignal, containerView, NOW } from '../fixtures/views.js';
 
 const D = { min: 1, max: 5 };
@@ -192,6 +196,11 @@ t.test('the policy asks the scale actions for their bounds', async (t) => {
     { verdict: 'skip', reason: 'protected' },
     'protection before the limits',
   );
+  t.match(
+    decide({ ...input('scale_up', 1, {}), container: { ...svc(1), labels: { 'autoheal.scale.max': '3' } } }),
+    { verdict: 'skip', reason: 'not_in_scope' },
+    'a service not opted in is never scaled',
+  );
 });
 
 t.test('targets: a container or a Compose service names one service to the scale actions', async (t) => {
@@ -230,3 +239,41 @@ t.test('scalableReplicas: the watched replicas of services that set a scale limi
   ]);
   t.same(Object.fromEntries(counts), { 'service:shop/web': 2, 'service:shop/api': 1 });
 });
+
+t.test(
+  'the scale-down input: a due service gets one scale_down; one that is gone is forgotten',
+  async (t) => {
+    const docker = new FakeDocker();
+    const f = await fakeEngine(t, docker, { SCALE_DOWN_STABILIZATION: '60' });
+    const scaleDown = new ScaleDown({
+      config: f.config,
+      engine: f.engine,
+      store: f.store,
+      clock: { now: Date.now },
+      log: pino({ level: 'silent' }),
+    });
+    const now = Date.now();
+    f.store.batch(() =>
+      f.store.putScaleLedger({
+        'service:shop/web': { key: 'service:shop/web', baseline: 1, firing: {}, quietSince: now - 61_000 },
+        'service:shop/api': {
+          key: 'service:shop/api',
+          baseline: 1,
+          firing: { fp: now },
+          quietSince: undefined,
+        },
+      }),
+    );
+    t.equal(scaleDown.tick(), 1, 'only the quiet one past its window');
+    t.equal(scaleDown.tick(), 0, 'one request per window');
+    await f.engine.idle();
+    const asked = f.store.listRemediations().find((r) => r.action === 'scale_down');
+    t.match(asked, {
+      target: 'service:shop/web',
+      state: 'skipped',
+      skipReason: 'target_not_found',
+      requestedBy: 'scale-down',
+    });
+    t.same(Object.keys(f.store.scaleLedger()), ['service:shop/api'], 'the service that is gone is forgotten');
+  },
+);
