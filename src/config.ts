@@ -156,6 +156,19 @@ export const EnvSchema = Type.Object({
     'After the alerts that scaled a service up resolve, it steps down one replica per this long',
     1,
   ),
+  ALERTMANAGER_URL: Type.Optional(
+    Type.String({
+      minLength: 1,
+      pattern: '^https?://',
+      description:
+        'Alertmanager base URL: an alert is silenced while the remediation it started runs (unset: no silences)',
+    }),
+  ),
+  ALERTMANAGER_SILENCE_MAX: Seconds(
+    3600,
+    'The longest a silence can last, if the service never comes back to expire it',
+    60,
+  ),
   DOCKER_CONFIG: Type.Optional(
     Type.String({
       minLength: 1,
@@ -255,6 +268,8 @@ export interface Config {
   readonly schedules: string;
   /** Image updates (auto_patcher): the mode of a container without an autoheal.update label. */
   readonly autopatch: UpdateMode;
+  /** Alertmanager's API (silences while the service heals); undefined url: off. */
+  readonly alertmanager: { readonly url: string | undefined; readonly silenceMaxMs: number };
   /** Scaling (auto_scaler): default limits, and the window between steps back down. */
   readonly scale: ScaleConfig;
   /** Where the Docker config.json with registry credentials is (DOCKER_CONFIG, else ~/.docker). */
@@ -430,6 +445,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }),
     schedules: e.SCHEDULES,
     autopatch: e.AUTOPATCH,
+    alertmanager: Object.freeze({
+      url: e.ALERTMANAGER_URL,
+      silenceMaxMs: e.ALERTMANAGER_SILENCE_MAX * 1000,
+    }),
     scale: Object.freeze({
       min: e.SCALE_MIN,
       max: e.SCALE_MAX,
@@ -458,12 +477,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 
 /**
  * Every secret the service knows, for the scrubbers of the log and of the notifiers: the tokens, and
- * the password of a URL that carries one (a Bot API proxy, a Docker engine behind basic auth).
+ * the password of a URL that carries one (a Bot API proxy, a Docker engine or Alertmanager behind basic
+ * auth).
  */
 export function secretsOf(config: Config): string[] {
   const out: string[] = [];
   for (const s of [config.webhookToken, config.adminToken, config.telegram.botToken]) if (s) out.push(s);
-  for (const u of [config.telegram.apiUrl, config.dockerHost]) {
+  for (const u of [config.telegram.apiUrl, config.dockerHost, config.alertmanager.url ?? '']) {
     try {
       const url = new URL(u);
       if (url.password) out.push(decodeURIComponent(url.password));

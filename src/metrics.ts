@@ -79,6 +79,14 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
   for (const direction of ['up', 'down'])
     for (const result of ['succeeded', 'failed', 'refused', 'dry_run'])
       scaleEvents.inc({ direction, result }, 0);
+  const silences = new Counter({
+    name: 'autoheal_silences_total',
+    help: 'Alertmanager silences the service asked for while it remediated: op (create, expire), result (ok, failed)',
+    labelNames: ['op', 'result'] as const,
+    registers,
+  });
+  for (const op of ['create', 'expire'])
+    for (const result of ['ok', 'failed']) silences.inc({ op, result }, 0);
   const replicas = new Gauge({
     name: 'autoheal_replicas',
     help: 'Replicas of each service the service has scaled or was asked to scale (service:PROJECT/NAME, swarm:NAME)',
@@ -206,6 +214,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     updates,
     scaleEvents,
     replicas,
+    silences,
     remediationDuration,
     escalations,
     givenUp,

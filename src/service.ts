@@ -21,6 +21,7 @@ import { createNotifier, type Notifier } from './notifiers/index.js';
 import type { WriteFn } from './state/journal.js';
 import { Store } from './state/store.js';
 import { ScaleDown } from './inputs/scale-down.js';
+import { AlertmanagerSilencer } from './notifiers/silences.js';
 import { UpdateChecker } from './inputs/updates.js';
 
 export interface ServiceOverrides {
@@ -82,6 +83,13 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
       : (o.notifier?.({ config, log, metrics }) ?? createNotifier(config, { log, metrics }));
   // Caps on closed incidents and remediations, expiry of de-duplication keys: now and on a timer.
   if (o.pruneOnTimer) store.startPruning(clock);
+  // With ALERTMANAGER_URL: the alert a remediation started from is silenced while it runs.
+  const silences = config.alertmanager.url
+    ? new AlertmanagerSilencer(
+        { url: config.alertmanager.url, maxMs: config.alertmanager.silenceMaxMs },
+        { store, log, metrics, clock },
+      )
+    : undefined;
   const engine = new Engine({
     config,
     docker,
@@ -89,6 +97,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     metrics,
     log,
     clock,
+    silences,
     escalations: o.escalations ?? notifier ?? new LogEscalationSink(log),
     actions,
     rules,
@@ -131,6 +140,8 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
       await app.close();
       scaleDown.stop();
       await engine.stop(graceMs);
+      // The last expiries of silences (a remediation that just ended) are sent before the state closes.
+      await silences?.idle();
       // After the engine: escalations raised while remediations finish are still journalled.
       await notifier?.close();
       store.close();

@@ -233,3 +233,24 @@ t.test('notify without a notifier exits 1 naming TELEGRAM_BOT_TOKEN', async (t) 
   t.equal(r.code, 1);
   t.match(r.err, /TELEGRAM_BOT_TOKEN.*\(HTTP 503\)/);
 });
+
+t.test('scale: a step outside the limits exits 3 with the reason; a malformed step exits 2', async (t) => {
+  const project = `cli${Math.random().toString(16).slice(2, 8)}`;
+  await createTestContainer(t, {
+    labels: {
+      'autoheal.enable': 'true',
+      'com.docker.compose.project': project,
+      'com.docker.compose.service': 'web',
+      'autoheal.scale.max': '1',
+    },
+  });
+  const r = await run(['scale', `service:${project}/web`, '+1']);
+  t.equal(r.code, 3, r.err);
+  t.match(
+    r.err,
+    /scale_up of service:.*\/web skipped: scale_limit: 1 replicas, at its maximum \(autoheal.scale.max=1\); the service labels autoheal.scale.min/,
+  );
+  const bad = await run(['scale', 'web', '2']);
+  t.equal(bad.code, 2);
+  t.match(bad.err, /the step is \+N or -N/);
+});

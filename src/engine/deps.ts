@@ -11,6 +11,7 @@ import type { Signal } from '../core/types.js';
 import type { DockerClient } from '../docker/client.js';
 import type { Metrics } from '../metrics.js';
 import type { EscalationSink } from '../notifiers/escalation.js';
+import type { Silencer } from '../notifiers/silences.js';
 import type { Store } from '../state/store.js';
 import type { Report } from './report.js';
 import type { RetryTimers } from './retries.js';
@@ -26,6 +27,8 @@ export interface EngineDeps {
   /** The actions the engine can run (defaultActions() in production; tests may pass their own). */
   readonly actions: ActionRegistry;
   readonly rules?: ReadonlyArray<CompiledRule>;
+  /** Alertmanager silences while a remediation started from an alert runs (ALERTMANAGER_URL). */
+  readonly silences?: Silencer | undefined;
 }
 
 /**

@@ -170,6 +170,11 @@ export class Engine {
         this.retries.schedule(r.name, r.pendingRetry.action, Math.max(now, r.pendingRetry.at));
     }
     for (const s of pending) this.dispatch(s);
+    // Silences of remediations that ended before the restart (their expiry was lost with the process).
+    for (const key of this.deps.silences?.held() ?? []) {
+      const r = this.deps.store.record(key);
+      if (!r?.inFlight && !r?.incidentId) this.deps.silences?.release(key, 'ended before a restart');
+    }
     this.report.refreshGauges();
     void this.resolveSelf();
   }
@@ -482,6 +487,7 @@ export class Engine {
     const r = this.deps.store.record(signal.target.name);
     if (!r) return;
     this.retries.cancel(r.name);
+    this.deps.silences?.release(r.name, 'resolved');
     if (r.incidentId)
       this.report.closeIncident(r.incidentId, 'resolved', now, `alert ${signal.alertname ?? ''} resolved`);
     this.putRecord(incidentEnded(r));

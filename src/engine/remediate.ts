@@ -8,6 +8,7 @@ import type { TargetKind } from '../core/targets.js';
 import { verifyAndSettle } from '../actions/verify.js';
 import { NO_ACTION } from '../core/actions.js';
 import { decide, maxAttemptsFor } from '../core/policy.js';
+import { expiresSilence } from '../core/silences.js';
 import { CONTAINER_LABELS } from '../core/labels.js';
 import {
   flappingReported,
@@ -192,6 +193,8 @@ export class ContainerPath {
     });
     if (gaveUp) this.announceGivenUp(gaveUp, c, signal, decision.detail, incident);
     else if (record && consequence === 'end_incident') this.io.retries.cancel(c.name);
+    if (gaveUp || (record && consequence === 'end_incident'))
+      this.deps.silences?.release(c.name, gaveUp ? 'given_up' : 'recovered');
   }
 
   /** Heals the parent's dependents; returns the detail with their account, and escalates a failed one. */
@@ -306,6 +309,8 @@ export class ContainerPath {
       return { incidentId: id, attempts: intent.attempts };
     });
     this.io.retries.cancel(view.name);
+    // The alert it started from is silenced while it runs (ALERTMANAGER_URL); never waited for.
+    if (signal.source === 'alertmanager') this.deps.silences?.hold(signal, view.name, action, remediationId);
     metrics.inFlight.inc();
     log.info(
       {
@@ -440,6 +445,8 @@ export class ContainerPath {
       this.deps.store.putRecord(step.record);
       return undefined;
     });
+    // Verified, given up or failed for good: the humans may be paged again (a retry keeps the silence).
+    if (expiresSilence(step.next)) this.deps.silences?.release(view.name, step.next);
     if (step.next === 'given_up') {
       this.announceGivenUp(step.record, view, signal, giveUpDetail, incident, o.lastHealthOutput);
       return;

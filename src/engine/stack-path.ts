@@ -89,6 +89,7 @@ export async function runStackAction(
     if (signal.source !== 'manual') io.countForCircuit(now);
     return id;
   });
+  if (signal.source === 'alertmanager') deps.silences?.hold(signal, key, action, remediationId);
   deps.log.info(
     { event: 'action', incidentId, target: key, action, source: signal.source, remediationId, untouched },
     `${action} ${key}: ${containers.length} containers`,
@@ -150,6 +151,7 @@ export async function runStackAction(
     if (result === 'succeeded') report.closeIncident(incidentId, 'recovered', end, detail);
     else report.closeIncident(incidentId, 'given_up', end, detail);
   });
+  deps.silences?.release(key, result === 'succeeded' ? 'recovered' : 'given_up');
   if (result !== 'succeeded') {
     // The humans get the chain and the step that failed; the stack is not retried on its own.
     report.escalate('verification_failed', {

@@ -82,6 +82,13 @@ export interface RejectedUpdate {
 
 export const MAX_REJECTED_UPDATES = 1000;
 
+/** An Alertmanager silence the service created for a target it is remediating. */
+export interface SilenceHeld {
+  readonly id: string;
+  readonly at: number;
+  readonly alertname?: string | undefined;
+}
+
 export interface CircuitState {
   readonly actionTimes: ReadonlyArray<number>;
   readonly openUntil?: number | undefined;
@@ -379,6 +386,24 @@ export class Store {
     const names = Object.keys(all).sort((a, b) => (all[a]?.at ?? 0) - (all[b]?.at ?? 0));
     for (const n of names.slice(0, Math.max(0, names.length - MAX_REJECTED_UPDATES))) delete all[n];
     this.journal.put('misc', 'rejected_updates', all);
+  }
+
+  /** The Alertmanager silence held for a target while it is remediated (notifiers/silences.ts). */
+  silence(target: string): SilenceHeld | undefined {
+    return (this.misc.get('silences') as Record<string, SilenceHeld> | undefined)?.[target];
+  }
+
+  /** Remembers (or, with undefined, forgets) the silence held for a target. */
+  putSilence(target: string, s: SilenceHeld | undefined): void {
+    const all = { ...((this.misc.get('silences') as Record<string, SilenceHeld> | undefined) ?? {}) };
+    if (s) all[target] = s;
+    else if (all[target]) delete all[target];
+    else return;
+    this.journal.put('misc', 'silences', all);
+  }
+
+  silencedTargets(): string[] {
+    return Object.keys((this.misc.get('silences') as Record<string, SilenceHeld> | undefined) ?? {});
   }
 
   /** The services an alert scaled up, until they are back at their baseline (core/scale.ts). */
