@@ -164,6 +164,12 @@ export const EnvSchema = Type.Object({
         'Alertmanager base URL: an alert is silenced while the remediation it started runs (unset: no silences)',
     }),
   ),
+  ESCALATE_VIA: Type.String({
+    default: 'telegram',
+    pattern: '^(telegram|alertmanager)(,(telegram|alertmanager))*$',
+    description:
+      'Where escalations go, comma separated: telegram (with a bot token) and alertmanager (an AutohealEscalation alert, with ALERTMANAGER_URL)',
+  }),
   ALERTMANAGER_SILENCE_MAX: Seconds(
     3600,
     'The longest a silence can last, if the service never comes back to expire it',
@@ -269,7 +275,14 @@ export interface Config {
   /** Image updates (auto_patcher): the mode of a container without an autoheal.update label. */
   readonly autopatch: UpdateMode;
   /** Alertmanager's API (silences while the service heals); undefined url: off. */
-  readonly alertmanager: { readonly url: string | undefined; readonly silenceMaxMs: number };
+  readonly alertmanager: {
+    readonly url: string | undefined;
+    readonly silenceMaxMs: number;
+    /** ESCALATE_VIA has alertmanager: escalations are also posted as alerts. */
+    readonly escalate: boolean;
+  };
+  /** ESCALATE_VIA has telegram: escalations go to the Telegram notifier (when it is configured). */
+  readonly escalateViaTelegram: boolean;
   /** Scaling (auto_scaler): default limits, and the window between steps back down. */
   readonly scale: ScaleConfig;
   /** Where the Docker config.json with registry credentials is (DOCKER_CONFIG, else ~/.docker). */
@@ -379,6 +392,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.WATCH_SCOPE === 'project' && !e.COMPOSE_PROJECT) {
     throw new ConfigError('COMPOSE_PROJECT: required when WATCH_SCOPE=project');
   }
+  if (e.ESCALATE_VIA.split(',').includes('alertmanager') && !e.ALERTMANAGER_URL) {
+    throw new ConfigError('ESCALATE_VIA: alertmanager needs ALERTMANAGER_URL');
+  }
   if (e.SCALE_MIN > e.SCALE_MAX) {
     throw new ConfigError(`SCALE_MIN: must not exceed SCALE_MAX (${e.SCALE_MAX}), got ${e.SCALE_MIN}`);
   }
@@ -448,7 +464,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     alertmanager: Object.freeze({
       url: e.ALERTMANAGER_URL,
       silenceMaxMs: e.ALERTMANAGER_SILENCE_MAX * 1000,
+      escalate: e.ESCALATE_VIA.split(',').includes('alertmanager'),
     }),
+    escalateViaTelegram: e.ESCALATE_VIA.split(',').includes('telegram'),
     scale: Object.freeze({
       min: e.SCALE_MIN,
       max: e.SCALE_MAX,

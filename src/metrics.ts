@@ -87,6 +87,14 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
   });
   for (const op of ['create', 'expire'])
     for (const result of ['ok', 'failed']) silences.inc({ op, result }, 0);
+  const escalationAlerts = new Counter({
+    name: 'autoheal_escalation_alerts_total',
+    help: 'Escalation alerts posted to Alertmanager (ESCALATE_VIA): op (fire, resolve), result (ok, failed)',
+    labelNames: ['op', 'result'] as const,
+    registers,
+  });
+  for (const op of ['fire', 'resolve'])
+    for (const result of ['ok', 'failed']) escalationAlerts.inc({ op, result }, 0);
   const replicas = new Gauge({
     name: 'autoheal_replicas',
     help: 'Replicas of each service the service has scaled or was asked to scale (service:PROJECT/NAME, swarm:NAME)',
@@ -215,6 +223,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     scaleEvents,
     replicas,
     silences,
+    escalationAlerts,
     remediationDuration,
     escalations,
     givenUp,

@@ -21,7 +21,8 @@ import { createNotifier, type Notifier } from './notifiers/index.js';
 import type { WriteFn } from './state/journal.js';
 import { Store } from './state/store.js';
 import { ScaleDown } from './inputs/scale-down.js';
-import { AlertmanagerSilencer } from './notifiers/silences.js';
+import { AlertmanagerEscalations, FanoutSink } from './notifiers/am-escalations.js';
+import { AlertmanagerSilencer, endpoint } from './notifiers/silences.js';
 import { UpdateChecker } from './inputs/updates.js';
 
 export interface ServiceOverrides {
@@ -83,13 +84,28 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
       : (o.notifier?.({ config, log, metrics }) ?? createNotifier(config, { log, metrics }));
   // Caps on closed incidents and remediations, expiry of de-duplication keys: now and on a timer.
   if (o.pruneOnTimer) store.startPruning(clock);
-  // With ALERTMANAGER_URL: the alert a remediation started from is silenced while it runs.
+  // With ALERTMANAGER_URL: the alert a remediation started from is silenced while it runs, and (with
+  // ESCALATE_VIA=…,alertmanager) every escalation is also an AutohealEscalation alert there.
+  const am = config.alertmanager.url ? endpoint(config.alertmanager.url) : undefined;
+  const escalationAlerts =
+    am && config.alertmanager.escalate
+      ? new AlertmanagerEscalations(
+          { base: am.base, authorization: am.auth, circuitCooldownMs: config.policy.circuitCooldownMs },
+          { store, log, metrics, clock },
+        )
+      : undefined;
   const silences = config.alertmanager.url
     ? new AlertmanagerSilencer(
-        { url: config.alertmanager.url, maxMs: config.alertmanager.silenceMaxMs },
+        {
+          url: config.alertmanager.url,
+          maxMs: config.alertmanager.silenceMaxMs,
+          onRecovered: (key) => escalationAlerts?.resolve(key),
+        },
         { store, log, metrics, clock },
       )
     : undefined;
+  const humans =
+    o.escalations ?? (config.escalateViaTelegram ? notifier : undefined) ?? new LogEscalationSink(log);
   const engine = new Engine({
     config,
     docker,
@@ -98,7 +114,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     log,
     clock,
     silences,
-    escalations: o.escalations ?? notifier ?? new LogEscalationSink(log),
+    escalations: escalationAlerts ? new FanoutSink([humans, escalationAlerts], log) : humans,
     actions,
     rules,
   });
@@ -134,6 +150,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
       notifier?.start();
       engine.start();
       scaleDown.start();
+      escalationAlerts?.start();
     },
     /** Stops taking requests, lets running remediations finish within graceMs, then closes the state. */
     async close(graceMs: number): Promise<void> {
@@ -142,6 +159,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
       await engine.stop(graceMs);
       // The last expiries of silences (a remediation that just ended) are sent before the state closes.
       await silences?.idle();
+      await escalationAlerts?.stop();
       // After the engine: escalations raised while remediations finish are still journalled.
       await notifier?.close();
       store.close();

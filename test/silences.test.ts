@@ -3,15 +3,21 @@
 // why in the comment) for as long as it runs, and the silence is expired once the restart is verified,
 // or at once when the container is given up. An Alertmanager that cannot be reached never blocks a
 // remediation, and credentials in ALERTMANAGER_URL never reach the log.
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { testApp } from './fixtures/app.js';
+import { ADMIN_TOKEN, testApp } from './fixtures/app.js';
+
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
 import {
   breakContainer as breakIt,
   createTestContainer,
   docker,
+  fixContainer,
   followEngineEvents,
   waitFor,
   waitForHealth,
@@ -151,3 +157,100 @@ t.test('a silence whose remediation ended before a restart is expired at the nex
   );
   t.same(second.store.silencedTargets(), []);
 });
+
+t.test(
+  'ESCALATE_VIA=alertmanager: a give-up arrives at a receiver as AutohealEscalation, and resolves on recovery',
+  async (t) => {
+    // A receiver Alertmanager notifies (a Slack or PagerDuty stand-in), with the resolved notification.
+    const received: Array<{
+      status: string;
+      alerts: Array<{ status: string; labels: Record<string, string> }>;
+    }> = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += String(c);
+      });
+      req.on('end', () => {
+        received.push(JSON.parse(body));
+        res.end('ok');
+      });
+    });
+    receiver.listen(0, '127.0.0.1');
+    await once(receiver, 'listening');
+    t.teardown(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+    const port = (receiver.address() as AddressInfo).port;
+    const am = await startAlertmanager(t, {
+      config: [
+        'route:',
+        '  receiver: oncall',
+        '  group_by: [alertname, target]',
+        '  group_wait: 0s',
+        '  group_interval: 1s',
+        '  repeat_interval: 1h',
+        'receivers:',
+        '  - name: oncall',
+        '    webhook_configs:',
+        `      - url: http://127.0.0.1:${port}/hook`,
+        '        send_resolved: true',
+        '',
+      ].join('\n'),
+    });
+    const h = await testApp(t, {
+      env: {
+        ALERTMANAGER_URL: am.url,
+        ESCALATE_VIA: 'alertmanager',
+        MAX_RESTART_ATTEMPTS: '1',
+        VERIFY_TIMEOUT: '3',
+      },
+    });
+    const c = await createTestContainer(t, {
+      labels: { 'autoheal.enable': 'true' },
+      recoverOnRestart: false,
+    });
+    await waitForHealth(c.name, 'healthy');
+    await breakIt(c.name);
+    await waitForHealth(c.name, 'unhealthy');
+    await h.postAlerts([{ labels: labelsFor(c.name) }]);
+    await h.engine.idle();
+    t.equal(h.store.record(c.name)?.givenUp, true);
+    const firing = await waitFor(
+      'the escalation at the receiver',
+      async () =>
+        received
+          .flatMap((n) => n.alerts)
+          .find((a) => a.status === 'firing' && a.labels.alertname === 'AutohealEscalation'),
+      20_000,
+    );
+    t.match(firing.labels, { kind: 'given_up', container: c.name, target: c.name, severity: 'critical' });
+
+    // An operator fixes it, resets it and restarts it: verified, so the escalation resolves.
+    await fixContainer(c.name);
+    const reset = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/containers/${c.name}/reset`,
+      headers: { authorization: admin.authorization },
+    });
+    t.equal(reset.statusCode, 200, reset.body);
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/remediations',
+      headers: admin,
+      payload: { action: 'restart', target: c.name, reason: 'fixed by hand' },
+    });
+    const healed = await h.settled(String(JSON.parse(res.body).id));
+    t.equal(healed.state, 'succeeded', JSON.stringify(healed));
+    const resolved = await waitFor(
+      'the resolved escalation at the receiver',
+      async () =>
+        received
+          .flatMap((n) => n.alerts)
+          .find((a) => a.status === 'resolved' && a.labels.alertname === 'AutohealEscalation'),
+      20_000,
+    );
+    t.match(resolved.labels, { kind: 'given_up', container: c.name });
+    t.same(h.store.escalationAlerts(), [], 'nothing left to resend');
+    t.equal((await h.metric('autoheal_escalation_alerts_total', { op: 'fire', result: 'ok' })) >= 1, true);
+    t.equal(await h.metric('autoheal_escalation_alerts_total', { op: 'resolve', result: 'ok' }), 1);
+  },
+);

@@ -29,6 +29,8 @@ export interface AlertmanagerSilencerOptions {
   readonly url: string;
   readonly maxMs: number;
   readonly timeoutMs?: number;
+  /** A target was verified healthy again (its escalation alerts resolve). */
+  readonly onRecovered?: ((key: string) => void) | undefined;
 }
 
 export interface SilencerDeps {
@@ -39,7 +41,7 @@ export interface SilencerDeps {
 }
 
 /** The base URL without credentials, and the Authorization header they make. */
-function endpoint(text: string): { base: string; origin: string; auth?: string } {
+export function endpoint(text: string): { base: string; origin: string; auth?: string } {
   const u = new URL(text);
   const auth =
     u.username || u.password
@@ -107,6 +109,7 @@ export class AlertmanagerSilencer implements Silencer {
   }
 
   release(key: string, why: string): void {
+    if (why === 'recovered') this.o.onRecovered?.(key);
     if (!this.deps.store.silence(key) && !this.chains.has(key)) return;
     this.enqueue(
       key,

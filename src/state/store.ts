@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import type { ScaleLedger } from '../core/scale.js';
+import type { EscalationAlert } from '../notifiers/am-escalations.js';
 import { describeTarget } from '../core/targets.js';
 import { type ContainerRecord, type DecisionReason, emptyRecord, type Signal } from '../core/types.js';
 import { Journal, type JournalLogger, type JournalOptions } from './journal.js';
@@ -404,6 +405,23 @@ export class Store {
 
   silencedTargets(): string[] {
     return Object.keys((this.misc.get('silences') as Record<string, SilenceHeld> | undefined) ?? {});
+  }
+
+  /** The escalation alerts posted to Alertmanager and not resolved yet, by key (notifiers/am-escalations.ts). */
+  escalationAlerts(): Array<[string, EscalationAlert]> {
+    return Object.entries(
+      (this.misc.get('escalation_alerts') as Record<string, EscalationAlert> | undefined) ?? {},
+    );
+  }
+
+  putEscalationAlert(key: string, a: EscalationAlert | undefined): void {
+    const all = {
+      ...((this.misc.get('escalation_alerts') as Record<string, EscalationAlert> | undefined) ?? {}),
+    };
+    if (a) all[key] = a;
+    else if (all[key]) delete all[key];
+    else return;
+    this.journal.put('misc', 'escalation_alerts', all);
   }
 
   /** The services an alert scaled up, until they are back at their baseline (core/scale.ts). */
