@@ -229,6 +229,26 @@ export const EnvSchema = Type.Object({
     pattern: '^https?://',
     description: 'Bot API base URL (a self-hosted Bot API server works too)',
   }),
+  WEBHOOK_URL: Type.Optional(
+    Type.String({
+      minLength: 1,
+      pattern: '^https?://',
+      description:
+        'A chat webhook (Discord, Slack, ntfy, …) escalations are also posted to as JSON, as docker-autoheal does',
+    }),
+  ),
+  WEBHOOK_JSON_KEY: Type.String({
+    default: 'text',
+    pattern: '^[A-Za-z0-9_.-]{1,64}$',
+    description: 'The JSON key WEBHOOK_URL gets the text under (Slack: text, Discord: content)',
+  }),
+  APPRISE_URL: Type.Optional(
+    Type.String({
+      minLength: 1,
+      pattern: '^https?://',
+      description: 'An Apprise API notify endpoint escalations are also posted to (title, body)',
+    }),
+  ),
   NOTIFY_SEVERITIES: Type.String({
     default: 'critical',
     description: 'Alert severities forwarded to Telegram, comma separated',
@@ -293,6 +313,12 @@ export interface Config {
   readonly logMaxFiles: number;
   readonly logLevel: Env['LOG_LEVEL'];
   readonly telegram: TelegramConfig;
+  /** Channels beyond Telegram, each behind its own outbox (undefined: off). */
+  readonly notify: {
+    readonly webhookUrl: string | undefined;
+    readonly webhookJsonKey: string;
+    readonly appriseUrl: string | undefined;
+  };
   readonly shutdownGraceMs: number;
 }
 
@@ -478,6 +504,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logMaxBytes: e.LOG_MAX_BYTES,
     logMaxFiles: e.LOG_MAX_FILES,
     logLevel: e.LOG_LEVEL,
+    notify: Object.freeze({
+      webhookUrl: e.WEBHOOK_URL,
+      webhookJsonKey: e.WEBHOOK_JSON_KEY,
+      appriseUrl: e.APPRISE_URL,
+    }),
     telegram: Object.freeze({
       botToken,
       chats: Object.freeze(chats),
@@ -501,6 +532,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 export function secretsOf(config: Config): string[] {
   const out: string[] = [];
   for (const s of [config.webhookToken, config.adminToken, config.telegram.botToken]) if (s) out.push(s);
+  // A chat webhook's URL carries its token (Discord, Slack): the whole URL is a secret.
+  for (const u of [config.notify.webhookUrl, config.notify.appriseUrl]) if (u) out.push(u);
   for (const u of [config.telegram.apiUrl, config.dockerHost, config.alertmanager.url ?? '']) {
     try {
       const url = new URL(u);

@@ -102,6 +102,8 @@ export interface OutboxOptions extends OutboxTuning {
   readonly sender: Sender;
   /** The channel label of autoheal_notifications_total. */
   readonly channel?: string;
+  /** The journal's file name in dir (one outbox per channel); `outbox` by default. */
+  readonly name?: string;
 }
 
 const ESCALATIONS = 'escalations';
@@ -139,7 +141,12 @@ export class Outbox {
       closeGraceMs: o.closeGraceMs ?? 3_000,
     };
     // Opened at construction so that raise() is durable even before the loop starts.
-    this.journal = new Journal({ dir: o.dir, name: 'outbox', log: o.log, compactEvery: 1000 }).open();
+    this.journal = new Journal({
+      dir: o.dir,
+      name: o.name ?? 'outbox',
+      log: o.log,
+      compactEvery: 1000,
+    }).open();
     this.escalations = this.journal.collection<PendingEscalation>(ESCALATIONS);
     this.messages = this.journal.collection<OutboxMessage>(MESSAGES);
     for (const m of this.messages.values()) this.seq = Math.max(this.seq, m.seq);

@@ -68,7 +68,7 @@ const NEVER_SENT = new Set([
   'UND_ERR_INVALID_ARG',
 ]);
 
-function neverSent(err: Error & { code?: string; cause?: unknown }): boolean {
+export function neverSent(err: Error & { code?: string; cause?: unknown }): boolean {
   const code = err.code ?? (err.cause as { code?: string } | undefined)?.code;
   if (!code) return false;
   // A failed TLS handshake also comes before the request.
