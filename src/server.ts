@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   // The health watcher also owns autoheal_docker_connected (engine answers and its event stream is followed).
   const watcher = new Watcher({ config, docker, engine, store, metrics, log, clock });
   // On a Swarm manager, the services and their tasks (task containers are left to Swarm).
-  const swarmWatcher = new SwarmWatcher({ config, docker, engine, log, clock });
+  const swarmWatcher = new SwarmWatcher({ config, docker, engine, log, clock, metrics });
   const scheduler = new Scheduler(schedules, {
     engine,
     store,

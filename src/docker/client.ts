@@ -175,8 +175,8 @@ export interface DockerClient {
   swarmRole(): Promise<'manager' | 'worker' | 'none'>;
   /** The services of the Swarm (managers only; throws on a worker). */
   listServices(): Promise<SwarmService[]>;
-  /** The service's tasks, every state, as the manager keeps them. */
-  listTasks(serviceId: string): Promise<SwarmTask[]>;
+  /** A service's tasks (every service's, without an id), every state, as the manager keeps them. */
+  listTasks(serviceId?: string): Promise<SwarmTask[]>;
   /** Restarts every task: the current spec with TaskTemplate.ForceUpdate incremented, at `version`. */
   forceUpdate(serviceId: string, version: number): Promise<ServiceUpdateOutcome>;
   /** Back to the spec before the last update (the engine's own rollback), at `version`. */

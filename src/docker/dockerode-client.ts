@@ -652,15 +652,16 @@ export class DockerodeClient implements DockerClient {
     return (list ?? []).map(toService);
   }
 
-  async listTasks(serviceId: string): Promise<SwarmTask[]> {
+  async listTasks(serviceId?: string): Promise<SwarmTask[]> {
     const list = await this.dial<RawTask[]>({
       path: '/tasks?',
       method: 'GET',
-      options: { filters: JSON.stringify({ service: [swarmId(serviceId)] }) },
+      options: serviceId === undefined ? {} : { filters: JSON.stringify({ service: [swarmId(serviceId)] }) },
       abortSignal: this.signal(),
       statusCodes: { 200: true, 500: 'server error', 503: 'node is not a swarm manager' },
     });
-    return (list ?? []).map(toTask).filter((x) => x.serviceId === serviceId);
+    const tasks = (list ?? []).map(toTask);
+    return serviceId === undefined ? tasks : tasks.filter((x) => x.serviceId === serviceId);
   }
 
   /** The service's raw spec and version, for an update that must carry both. */

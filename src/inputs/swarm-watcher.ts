@@ -14,7 +14,8 @@ import { checkScope } from '../core/scope.js';
 import { swarmPass, taskEvidence } from '../core/swarm-rules.js';
 import { swarmRecordName } from '../core/targets.js';
 import type { Signal } from '../core/types.js';
-import type { DockerClient } from '../docker/client.js';
+import type { DockerClient, SwarmTask } from '../docker/client.js';
+import type { Metrics } from '../metrics.js';
 import type { Engine } from '../engine/engine.js';
 import { serviceView } from '../engine/swarm-path.js';
 
@@ -24,6 +25,8 @@ export interface SwarmWatcherDeps {
   readonly engine: Pick<Engine, 'ingest' | 'notifyOnly' | 'observe' | 'policyContext'>;
   readonly log: Logger;
   readonly clock: Clock;
+  /** autoheal_replicas of the services that set a scale limit. */
+  readonly metrics?: Pick<Metrics, 'replicas'> | undefined;
 }
 
 interface Known {
@@ -121,15 +124,23 @@ export class SwarmWatcher {
     }
     if (!manager) return;
     const services = await docker.listServices();
+    // Every task of the swarm in one call, grouped by service (not one call per service).
+    const byService = new Map<string, SwarmTask[]>();
+    for (const t of await docker.listTasks())
+      byService.set(t.serviceId, [...(byService.get(t.serviceId) ?? []), t]);
     const now = clock.now();
     const live = new Set<string>();
     for (const s of services) {
-      const tasks = await docker.listTasks(s.id);
+      const tasks = byService.get(s.id) ?? [];
       const view = serviceView(s, tasks, now);
       if (!checkScope(view, engine.policyContext).ok) continue;
       live.add(s.id);
       // Its record sees it healthy (the stable period, a given-up service's recovery) like a container's.
       engine.observe(view);
+      // A service that sets a scale limit has its replicas published, as a Compose service's are.
+      const { scaleMin, scaleMax } = CONTAINER_LABELS;
+      if (s.replicas !== undefined && (s.labels[scaleMin] !== undefined || s.labels[scaleMax] !== undefined))
+        this.d.metrics?.replicas.set({ service: swarmRecordName(s.name) }, s.replicas);
       const first = !this.known.has(s.id);
       const k = this.known.get(s.id) ?? { seen: new Set<string>(), reported: undefined };
       this.known.set(s.id, k);

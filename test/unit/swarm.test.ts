@@ -1,11 +1,16 @@
 // Swarm without Docker: which task failures are news, when Swarm's own update is told, the service as
 // the policy sees it, task containers out of scope, and alert labels that name a Swarm service.
+import pino from 'pino';
+import { Registry } from 'prom-client';
 import t from 'tap';
 import { checkScope } from '../../src/core/scope.js';
 import { swarmPass, taskEvidence } from '../../src/core/swarm-rules.js';
 import { targetFromLabels, targetOfRecord } from '../../src/core/targets.js';
 import type { SwarmService, SwarmTask } from '../../src/docker/client.js';
 import { serviceView } from '../../src/engine/swarm-path.js';
+import { SwarmWatcher } from '../../src/inputs/swarm-watcher.js';
+import { createMetrics } from '../../src/metrics.js';
+import { FakeDocker } from '../fixtures/fake-docker.js';
 import { NOW } from '../fixtures/views.js';
 
 const svc = (o: Partial<SwarmService> = {}): SwarmService => ({
@@ -143,3 +148,53 @@ t.test('alert labels naming a Swarm service win over the task container name', a
   t.same(targetOfRecord('swarm:web'), { kind: 'swarm', service: 'web' });
   t.same(targetOfRecord('db'), { kind: 'container', name: 'db' });
 });
+
+t.test(
+  'the Swarm watcher: one task listing per pass, and the replicas of services that set a scale limit',
+  async (t) => {
+    const docker = new FakeDocker({ recordCalls: true });
+    docker.swarm = 'manager';
+    docker.services.push(
+      svc({
+        id: 's1',
+        name: 'web',
+        replicas: 3,
+        labels: { 'autoheal.enable': 'true', 'autoheal.scale.max': '5' },
+      }),
+      svc({ id: 's2', name: 'db', replicas: 1 }),
+    );
+    docker.tasks.push(task('a', 'running'), task('b', 'running', { serviceId: 's2' }));
+    let listings = 0;
+    const listTasks = docker.listTasks.bind(docker);
+    docker.listTasks = (id?: string) => {
+      listings++;
+      return listTasks(id);
+    };
+    const metrics = createMetrics(new Registry(), { defaultMetrics: false });
+    const seen: string[] = [];
+    const watcher = new SwarmWatcher({
+      config: { watchdogIntervalMs: 60_000, watcherHeal: true },
+      docker,
+      engine: {
+        ingest: () => ({ accepted: [], duplicates: 0 }),
+        notifyOnly: () => undefined,
+        observe: (v) => {
+          seen.push(v.name);
+        },
+        policyContext: { scope: 'all', composeProject: undefined, selfContainerId: undefined } as never,
+      },
+      log: pino({ level: 'silent' }),
+      clock: { now: () => NOW },
+      metrics,
+    });
+    await watcher.pass();
+    t.equal(listings, 1, 'one listing for both services');
+    t.same(seen.sort(), ['swarm:db', 'swarm:web']);
+    const replicas = (await metrics.replicas.get()).values;
+    t.same(
+      replicas.map((v) => [v.labels.service, v.value]),
+      [['swarm:web', 3]],
+      'only the service that sets a scale limit',
+    );
+  },
+);
