@@ -9,7 +9,7 @@
 //   whose tasks do not come up is scaled back.
 import { CONTAINER_LABELS } from '../core/labels.js';
 import { asideName, isAside, nameBeforeAside } from '../core/names.js';
-import { parseStep, planScale, type ScaleDirection, scaleLimits } from '../core/scale.js';
+import { planStep, type ScaleDirection } from '../core/scale.js';
 import { parseTarget } from '../core/targets.js';
 import type { ContainerView } from '../core/types.js';
 import { type ContainerDefinition, type ContainerDetails, lookupTargets } from '../docker/client.js';
@@ -47,24 +47,13 @@ function fixedHostPorts(d: ContainerDefinition): string[] {
 }
 
 /** The step's plan, from the action's parameters and the service's labels; automatic: cut to the limits. */
-function plan(
+const plan = (
   ctx: ActionContext,
   direction: ScaleDirection,
   current: number,
   labels: Record<string, string>,
-) {
-  const step = parseStep(ctx.params.step);
-  if (!step.ok) return { ok: false as const, detail: step.detail };
-  const floor = ctx.params.floor === undefined ? undefined : Number(ctx.params.floor);
-  return planScale({
-    direction,
-    current,
-    step: step.step,
-    limits: scaleLimits(labels, ctx.config.scale),
-    automatic: true,
-    floor: Number.isInteger(floor) ? floor : undefined,
-  });
-}
+) =>
+  planStep({ direction, current, labels, params: ctx.params, defaults: ctx.config.scale, automatic: true });
 
 /** One new replica: created from the definition under its number, started. Its id, or why not. */
 async function addReplica(
@@ -266,18 +255,16 @@ function makeScaleAction(direction: ScaleDirection): ActionHandler {
     stepwise: true,
     bounds(c, o) {
       if (c.replicas === undefined) return undefined;
-      const step = parseStep(o.params.step);
-      if (!step.ok) return { reason: 'invalid_step', detail: step.detail };
-      const floor = o.params.floor === undefined ? undefined : Number(o.params.floor);
-      const p = planScale({
+      const p = planStep({
         direction,
         current: c.replicas,
-        step: step.step,
-        limits: scaleLimits(c.labels, o.scale),
+        labels: c.labels,
+        params: o.params,
+        defaults: o.scale,
         automatic: o.automatic,
-        floor: Number.isInteger(floor) ? floor : undefined,
       });
-      return p.ok ? undefined : { reason: 'scale_limit', detail: p.detail };
+      if (p.ok) return undefined;
+      return { reason: 'invalidStep' in p ? 'invalid_step' : 'scale_limit', detail: p.detail };
     },
     async run(ctx, target) {
       if (target.kind === 'swarm_service') return swarmScale(ctx, direction, target);

@@ -111,6 +111,32 @@ export function planScale(i: PlanInput): ScalePlan {
 }
 
 /**
+ * The plan of one step as an action's parameters ask for it (`step`, and the ledger's `floor`), on a
+ * service with these labels: why not (a bad step, or the limits), or from and to. The policy's bounds
+ * hook and the action itself both plan through it.
+ */
+export function planStep(i: {
+  readonly direction: ScaleDirection;
+  readonly current: number;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly params: Readonly<Record<string, string>>;
+  readonly defaults: ScaleDefaults;
+  readonly automatic: boolean;
+}): ScalePlan | { readonly ok: false; readonly detail: string; readonly invalidStep: true } {
+  const step = parseStep(i.params.step);
+  if (!step.ok) return { ok: false, detail: step.detail, invalidStep: true };
+  const floor = i.params.floor === undefined ? undefined : Number(i.params.floor);
+  return planScale({
+    direction: i.direction,
+    current: i.current,
+    step: step.step,
+    limits: scaleLimits(i.labels, i.defaults),
+    automatic: i.automatic,
+    floor: Number.isInteger(floor) ? floor : undefined,
+  });
+}
+
+/**
  * The replicas of each Compose service that sets a scale limit (autoheal.scale.min or max), by its
  * record name, from the containers watched now (one-off runs and replicas put aside not counted).
  */

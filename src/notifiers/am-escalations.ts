@@ -11,6 +11,7 @@ import type { EscalationKind } from '../core/escalation.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../state/store.js';
 import type { Escalation, EscalationSink } from './escalation.js';
+import { alertmanagerCall } from './silences.js';
 
 /** The kinds that ask a human to act; the others (an alert forwarded, a recovery, a digest) are not posted. */
 const POSTED: Readonly<Partial<Record<EscalationKind, string>>> = {
@@ -168,18 +169,8 @@ export class AlertmanagerEscalations implements EscalationSink {
   private post(alerts: ReadonlyArray<EscalationAlert>, op: 'fire' | 'resolve'): void {
     this.sending = this.sending.then(async () => {
       try {
-        const res = await fetch(`${this.o.base}/api/v2/alerts`, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            ...(this.o.authorization ? { authorization: this.o.authorization } : {}),
-          },
-          body: JSON.stringify(alerts),
-          redirect: 'error',
-          signal: AbortSignal.timeout(this.o.timeoutMs ?? 5000),
-        });
-        await res.text();
-        if (!res.ok) throw new Error(`Alertmanager answered ${res.status}`);
+        const am = { base: this.o.base, auth: this.o.authorization, timeoutMs: this.o.timeoutMs ?? 5000 };
+        await alertmanagerCall(am, 'POST', '/api/v2/alerts', alerts);
         this.deps.metrics.escalationAlerts.inc({ op, result: 'ok' });
       } catch (err) {
         this.deps.metrics.escalationAlerts.inc({ op, result: 'failed' });

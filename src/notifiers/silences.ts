@@ -155,21 +155,38 @@ export class AlertmanagerSilencer implements Silencer {
     this.chains.set(key, next);
   }
 
-  /** One API call; throws on a network error, a timeout or a status other than 2xx (404 on DELETE: gone). */
-  private async call(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
-    const res = await fetch(`${this.base}${path}`, {
+  private call(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
+    return alertmanagerCall(
+      { base: this.base, auth: this.auth, timeoutMs: this.timeoutMs },
       method,
-      headers: {
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(this.auth ? { authorization: this.auth } : {}),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      redirect: 'error',
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
-    const text = await res.text();
-    if (method === 'DELETE' && res.status === 404) return undefined; // expired or removed already
-    if (!res.ok) throw new Error(`Alertmanager answered ${res.status}: ${text.slice(0, 200)}`);
-    return text ? JSON.parse(text) : undefined;
+      path,
+      body,
+    );
   }
+}
+
+/**
+ * One call of Alertmanager's API v2: the parsed answer; throws on a network error, a timeout or a status
+ * other than 2xx (a 404 on DELETE is not an error: the object is gone already). Never follows a redirect.
+ */
+export async function alertmanagerCall(
+  am: { readonly base: string; readonly auth?: string | undefined; readonly timeoutMs: number },
+  method: 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
+  const res = await fetch(`${am.base}${path}`, {
+    method,
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(am.auth ? { authorization: am.auth } : {}),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    redirect: 'error',
+    signal: AbortSignal.timeout(am.timeoutMs),
+  });
+  const text = await res.text();
+  if (method === 'DELETE' && res.status === 404) return undefined; // expired or removed already
+  if (!res.ok) throw new Error(`Alertmanager answered ${res.status}: ${text.slice(0, 200)}`);
+  return text ? JSON.parse(text) : undefined;
 }

@@ -377,16 +377,11 @@ export class Store {
 
   /** Remembers (or, with undefined, forgets) the image a container's update was rolled back from. */
   putRejectedUpdate(container: string, rejected: RejectedUpdate | undefined): void {
-    const all = {
-      ...((this.misc.get('rejected_updates') as Record<string, RejectedUpdate> | undefined) ?? {}),
-    };
-    if (rejected) all[container] = rejected;
-    else if (all[container]) delete all[container];
-    else return;
-    // Bounded: the oldest go first (a host has far fewer containers than this).
-    const names = Object.keys(all).sort((a, b) => (all[a]?.at ?? 0) - (all[b]?.at ?? 0));
-    for (const n of names.slice(0, Math.max(0, names.length - MAX_REJECTED_UPDATES))) delete all[n];
-    this.journal.put('misc', 'rejected_updates', all);
+    this.putEntry('rejected_updates', container, rejected, (all) => {
+      // Bounded: the oldest go first (a host has far fewer containers than this).
+      const names = Object.keys(all).sort((a, b) => (all[a]?.at ?? 0) - (all[b]?.at ?? 0));
+      for (const n of names.slice(0, Math.max(0, names.length - MAX_REJECTED_UPDATES))) delete all[n];
+    });
   }
 
   /** The Alertmanager silence held for a target while it is remediated (notifiers/silences.ts). */
@@ -396,11 +391,7 @@ export class Store {
 
   /** Remembers (or, with undefined, forgets) the silence held for a target. */
   putSilence(target: string, s: SilenceHeld | undefined): void {
-    const all = { ...((this.misc.get('silences') as Record<string, SilenceHeld> | undefined) ?? {}) };
-    if (s) all[target] = s;
-    else if (all[target]) delete all[target];
-    else return;
-    this.journal.put('misc', 'silences', all);
+    this.putEntry('silences', target, s);
   }
 
   silencedTargets(): string[] {
@@ -415,13 +406,22 @@ export class Store {
   }
 
   putEscalationAlert(key: string, a: EscalationAlert | undefined): void {
-    const all = {
-      ...((this.misc.get('escalation_alerts') as Record<string, EscalationAlert> | undefined) ?? {}),
-    };
-    if (a) all[key] = a;
-    else if (all[key]) delete all[key];
+    this.putEntry('escalation_alerts', key, a);
+  }
+
+  /** Sets (or, with undefined, deletes) one entry of a map kept whole under a misc key, in one write. */
+  private putEntry<T>(
+    name: string,
+    key: string,
+    value: T | undefined,
+    bound?: (all: Record<string, T>) => void,
+  ): void {
+    const all = { ...((this.misc.get(name) as Record<string, T> | undefined) ?? {}) };
+    if (value !== undefined) all[key] = value;
+    else if (key in all) delete all[key];
     else return;
-    this.journal.put('misc', 'escalation_alerts', all);
+    bound?.(all);
+    this.journal.put('misc', name, all);
   }
 
   /** The services an alert scaled up, until they are back at their baseline (core/scale.ts). */
