@@ -68,7 +68,10 @@ export type RemediationRequest = Static<typeof RemediationRequest>;
 
 export const Accepted = Type.Object({
   id: Type.String({ description: 'Follow it at GET /api/v1/remediations/{id}' }),
-  state: Type.Literal('queued'),
+  state: Type.String({
+    description:
+      'queued; for a repeated Idempotency-Key, the state of the remediation that key started (nothing new is queued)',
+  }),
   target: Type.String(),
   action: Type.String(),
   url: Type.String(),

@@ -326,6 +326,40 @@ t.test('a dry run goes through the policy, is followed by id and names its reque
   t.notMatch(text, /test-admin-token/, 'the admin token never reaches the audit log');
 });
 
+t.test('an Idempotency-Key: a repeated request gets the remediation the first one started', async (t) => {
+  const { app, settled, store, audit } = await adminApp(t);
+  const c = await createTestContainer(t, { labels: { 'autoheal.enable': 'true' } });
+  const post = (key: string | undefined, payload: object) =>
+    app.inject({
+      method: 'POST',
+      url: '/api/v1/remediations',
+      headers: { ...adminAuth(), ...(key === undefined ? {} : { 'idempotency-key': key }) },
+      payload,
+    });
+  const first = await post('deploy-1234', { target: c.name, action: 'restart', dryRun: true });
+  t.equal(first.statusCode, 202);
+  const id = String(json(first.body).id);
+  await settled(id);
+  const again = await post('deploy-1234', { target: c.name, action: 'restart', dryRun: true });
+  t.equal(again.statusCode, 202);
+  t.equal(json(again.body).id, id, 'the same remediation');
+  t.equal(json(again.body).state, 'dry_run', 'in the state it reached');
+  t.equal(again.headers['idempotent-replayed'], 'true');
+  t.equal(store.listRemediations().length, 1, 'nothing new queued');
+  t.equal(audit().filter((l) => l.event === 'manual_request').length, 1);
+  t.equal(audit().filter((l) => l.event === 'manual_request_repeat').length, 1);
+  // The key names one request: another action under it is refused, and so is a malformed key.
+  const other = await post('deploy-1234', { target: c.name, action: 'stop_start', dryRun: true });
+  t.equal(other.statusCode, 409);
+  t.equal(json(other.body).error, 'idempotency_key_reused');
+  const bad = await post('has spaces in it', { target: c.name, action: 'restart', dryRun: true });
+  t.equal(bad.statusCode, 400);
+  t.equal(json(bad.body).error, 'bad_idempotency_key');
+  const tooLong = await post('k'.repeat(129), { target: c.name, action: 'restart', dryRun: true });
+  t.equal(tooLong.statusCode, 400);
+  t.equal(store.listRemediations().length, 1, 'refusals changed nothing');
+});
+
 t.test('a container id names its container; cleanup defaults to the host', async (t) => {
   const { app, settled } = await adminApp(t, { env: { DRY_RUN: 'true' } });
   const c = await createTestContainer(t, { labels: { 'autoheal.enable': 'true' } });

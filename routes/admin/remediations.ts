@@ -1,7 +1,7 @@
 // Manual remediations: an input like any other. The route validates, resolves the target while the
 // caller waits (so a typo is a 404, not a queued request that quietly skips) and hands a signal to the
 // engine, which decides with the same policy as for alerts and the health watcher.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestSignal } from '../../src/core/signals.js';
 import { describeTarget, selectTarget } from '../../src/core/targets.js';
@@ -12,6 +12,19 @@ import { Accepted, IdParams, Remediation, RemediationRequest, SECURITY, TAGS } f
 import { API, adminHelpers, errors, fail, iso, missed } from './shared.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'skipped', 'dry_run']);
+
+/** An Idempotency-Key as accepted: printable ASCII, 1 to 128 characters. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The remediation id an Idempotency-Key stands for: the same key always names the same remediation, so
+ * a repeated request (a client retrying after a lost answer, a chat update handled again after a crash)
+ * finds the one it started instead of starting another.
+ */
+export function idempotentId(key: string): string {
+  const h = createHash('sha256').update(`idempotency-key:${key}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
 
 export function toRemediation(r: RemediationRecord): Remediation {
   return {
@@ -106,6 +119,47 @@ const remediationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           message: `step applies to scale_up and scale_down, not to ${action}`,
         });
       }
+      const header = req.headers['idempotency-key'];
+      const key = typeof header === 'string' ? header : undefined;
+      if (header !== undefined && (key === undefined || !IDEMPOTENCY_KEY.test(key))) {
+        return fail({
+          status: 400,
+          error: 'bad_idempotency_key',
+          message: 'Idempotency-Key: one header of 1 to 128 printable ASCII characters',
+        });
+      }
+      const given = key === undefined ? undefined : idempotentId(key);
+      const earlier = given === undefined ? undefined : store.remediation(given);
+      if (earlier) {
+        // A repeat: answered with what the first request started; nothing new is queued.
+        if (
+          earlier.action !== action ||
+          (b.target !== undefined && earlier.target !== b.target && earlier.container !== b.target)
+        ) {
+          return fail({
+            status: 409,
+            error: 'idempotency_key_reused',
+            message: `Idempotency-Key already used for ${earlier.action} of ${earlier.target}`,
+          });
+        }
+        req.log.info(
+          {
+            event: 'manual_request_repeat',
+            remediationId: earlier.id,
+            action,
+            requestedBy: requester(req, b),
+          },
+          `repeated request for remediation ${earlier.id} (Idempotency-Key): nothing new queued`,
+        );
+        const url = `${API}/remediations/${earlier.id}`;
+        return reply.code(202).header('location', url).header('idempotent-replayed', 'true').send({
+          id: earlier.id,
+          state: earlier.state,
+          target: earlier.target,
+          action: earlier.action,
+          url,
+        });
+      }
       const target = await resolveTarget(b.target, action);
       const requestedBy = requester(req, b);
       const id = engine.request(
@@ -121,6 +175,7 @@ const remediationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           params: b.step === undefined ? undefined : { step: String(b.step) },
           now: clock.now(),
         }),
+        given,
       );
       const described = describeTarget(target);
       req.log.info(

@@ -139,10 +139,11 @@ export class Engine {
 
   /**
    * A manual request (admin API, CLI, schedule): records a queued remediation the caller can follow,
-   * then takes the same path as every other signal. Returns the remediation id.
+   * then takes the same path as every other signal. Returns the remediation id (the one given, for an
+   * Idempotency-Key; a new one otherwise).
    */
-  request(signal: Omit<Signal, 'remediationId'>): string {
-    const id = randomUUID();
+  request(signal: Omit<Signal, 'remediationId'>, remediationId?: string): string {
+    const id = remediationId ?? randomUUID();
     const s: Signal = { ...signal, remediationId: id };
     // Queued record and accepted signal land in one write: never a request stuck in "queued".
     this.durably(() => {
