@@ -229,6 +229,37 @@ export const EnvSchema = Type.Object({
     pattern: '^https?://',
     description: 'Bot API base URL (a self-hosted Bot API server works too)',
   }),
+  TELEGRAM_ALLOWED_USERS: Type.String({
+    default: '',
+    pattern: '^$|^[0-9]{1,15}(,[0-9]{1,15})*$',
+    description:
+      'Telegram user ids that may act from the chat (buttons and commands), comma separated; empty: nobody, and no buttons',
+  }),
+  TELEGRAM_UPDATES: Type.Union([Type.Literal('poll'), Type.Literal('webhook'), Type.Literal('off')], {
+    default: 'poll',
+    description:
+      'How taps and commands arrive: poll (getUpdates, no public URL needed), webhook (Telegram posts to TELEGRAM_WEBHOOK_URL), off',
+  }),
+  TELEGRAM_WEBHOOK_URL: Type.Optional(
+    Type.String({
+      minLength: 1,
+      pattern: '^https?://',
+      description:
+        'TELEGRAM_UPDATES=webhook: the public URL Telegram posts updates to, ending in /telegram/webhook (behind your TLS proxy)',
+    }),
+  ),
+  TELEGRAM_WEBHOOK_SECRET: Type.Optional(
+    Type.String({
+      minLength: 16,
+      maxLength: 256,
+      pattern: '^[A-Za-z0-9_-]+$',
+      description:
+        'TELEGRAM_UPDATES=webhook: the secret_token Telegram sends with every update (16-256 of A-Z a-z 0-9 _ -)',
+    }),
+  ),
+  TELEGRAM_WEBHOOK_SECRET_FILE: Type.Optional(
+    Type.String({ minLength: 1, description: 'File holding TELEGRAM_WEBHOOK_SECRET' }),
+  ),
   WEBHOOK_URL: Type.Optional(
     Type.String({
       minLength: 1,
@@ -348,6 +379,16 @@ export interface TelegramConfig {
   readonly chats: ReadonlyArray<{ readonly chatId: string; readonly topicId: number | undefined }>;
   readonly apiUrl: string;
   readonly severities: ReadonlyArray<string>;
+  /** TELEGRAM_ALLOWED_USERS: who may act from the chat. */
+  readonly allowedUsers: ReadonlyArray<number>;
+  readonly updates: 'poll' | 'webhook' | 'off';
+  readonly webhookUrl: string | undefined;
+  readonly webhookSecret: string | undefined;
+  /**
+   * Buttons and commands are on: a bot token, a chat, an allow-list, an update mode, and ADMIN_TOKEN
+   * (a tap acts through the admin API, as an operator's curl would).
+   */
+  readonly controls: boolean;
 }
 
 export class ConfigError extends Error {
@@ -437,6 +478,22 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const webhookToken = readSecret(env, 'WEBHOOK_TOKEN');
   const adminToken = readSecret(env, 'ADMIN_TOKEN');
   const botToken = readSecret(env, 'TELEGRAM_BOT_TOKEN');
+  const webhookSecret = readSecret(env, 'TELEGRAM_WEBHOOK_SECRET');
+  if (webhookSecret !== undefined && !/^[A-Za-z0-9_-]{16,256}$/.test(webhookSecret)) {
+    throw new ConfigError(
+      'TELEGRAM_WEBHOOK_SECRET: 16 to 256 characters of A-Z, a-z, 0-9, _ and - (what Telegram accepts as secret_token)',
+    );
+  }
+  if (
+    e.TELEGRAM_UPDATES === 'webhook' &&
+    e.TELEGRAM_ALLOWED_USERS !== '' &&
+    (!e.TELEGRAM_WEBHOOK_URL || !webhookSecret)
+  ) {
+    throw new ConfigError(
+      'TELEGRAM_UPDATES=webhook needs TELEGRAM_WEBHOOK_URL (the public URL of /telegram/webhook) and TELEGRAM_WEBHOOK_SECRET',
+    );
+  }
+  const allowedUsers = e.TELEGRAM_ALLOWED_USERS.split(',').filter(Boolean).map(Number);
   const chats = e.TELEGRAM_CHAT_ID.split(',')
     .filter(Boolean)
     .map((entry) => {
@@ -518,6 +575,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
           .map((s) => s.trim())
           .filter(Boolean),
       ),
+      allowedUsers: Object.freeze(allowedUsers),
+      updates: e.TELEGRAM_UPDATES,
+      webhookUrl: e.TELEGRAM_WEBHOOK_URL,
+      webhookSecret,
+      controls: Boolean(
+        botToken && chats.length > 0 && allowedUsers.length > 0 && e.TELEGRAM_UPDATES !== 'off' && adminToken,
+      ),
     }),
     shutdownGraceMs: e.SHUTDOWN_GRACE * 1000,
   };
@@ -531,7 +595,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
  */
 export function secretsOf(config: Config): string[] {
   const out: string[] = [];
-  for (const s of [config.webhookToken, config.adminToken, config.telegram.botToken]) if (s) out.push(s);
+  for (const s of [
+    config.webhookToken,
+    config.adminToken,
+    config.telegram.botToken,
+    config.telegram.webhookSecret,
+  ])
+    if (s) out.push(s);
   // A chat webhook's URL carries its token (Discord, Slack): the whole URL is a secret.
   for (const u of [config.notify.webhookUrl, config.notify.appriseUrl]) if (u) out.push(u);
   for (const u of [config.telegram.apiUrl, config.dockerHost, config.alertmanager.url ?? '']) {

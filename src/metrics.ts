@@ -205,6 +205,16 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     registers,
   });
 
+  // Telegram controls: taps and commands, by kind (button, command, update) and result.
+  const chatUpdates = new Counter({
+    name: 'autoheal_telegram_updates_total',
+    help: 'Telegram updates received: taps and commands, by kind and result (accepted, failed, refused, invalid, ignored, repeat)',
+    labelNames: ['kind', 'result'] as const,
+    registers,
+  });
+  for (const kind of ['button', 'command'])
+    for (const result of ['accepted', 'failed', 'refused']) chatUpdates.inc({ kind, result }, 0);
+
   const buildInfo = new Gauge({
     name: 'autoheal_build_info',
     help: 'Always 1; labels say the version and Node.js release',
@@ -241,6 +251,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     reconcileDuration,
     notifications,
     notificationQueueDepth,
+    chatUpdates,
     buildInfo,
     primeActions,
   };

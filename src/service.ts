@@ -24,6 +24,11 @@ import { ScaleDown } from './inputs/scale-down.js';
 import { AlertmanagerEscalations, FanoutSink } from './notifiers/am-escalations.js';
 import { AlertmanagerSilencer, endpoint } from './notifiers/silences.js';
 import { UpdateChecker } from './inputs/updates.js';
+import { TelegramUpdates } from './inputs/telegram-updates.js';
+import { MutedSink } from './notifiers/escalation.js';
+import { TelegramNotifier } from './notifiers/telegram.js';
+import { TelegramControl } from './notifiers/telegram-control.js';
+import { secretsOf } from './config.js';
 
 export interface ServiceOverrides {
   readonly docker?: DockerClient;
@@ -104,8 +109,36 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
         { store, log, metrics, clock },
       )
     : undefined;
-  const humans =
-    o.escalations ?? (config.escalateViaTelegram ? notifier : undefined) ?? new LogEscalationSink(log);
+  // Escalations about a container silenced from the chat ("Silence 1 h") are held until it ends.
+  const humans = new MutedSink(
+    o.escalations ?? (config.escalateViaTelegram ? notifier : undefined) ?? new LogEscalationSink(log),
+    (container) => store.mute(container),
+    () => clock.now(),
+    log,
+  );
+  // Telegram controls (TELEGRAM_ALLOWED_USERS): taps and commands in, through the admin API.
+  const tg = config.telegram;
+  explainControls(config, log);
+  const bot =
+    tg.controls && tg.botToken
+      ? new TelegramNotifier({ token: tg.botToken, apiUrl: tg.apiUrl, secrets: secretsOf(config) })
+      : undefined;
+  let control: TelegramControl | undefined;
+  const telegramUpdates = bot
+    ? new TelegramUpdates({
+        mode: tg.updates === 'webhook' ? 'webhook' : 'poll',
+        api: bot,
+        dataDir: config.dataDir,
+        log,
+        metrics,
+        clock,
+        handle: async (u, at) => control?.handle(u, at),
+        webhook:
+          tg.updates === 'webhook' && tg.webhookUrl && tg.webhookSecret
+            ? { url: tg.webhookUrl, secret: tg.webhookSecret }
+            : undefined,
+      })
+    : undefined;
   const engine = new Engine({
     config,
     docker,
@@ -131,7 +164,41 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     engine,
     rules,
     notifier: o.textNotifier ?? (notifier?.enabled ? notifier : undefined),
+    telegram:
+      telegramUpdates && tg.updates === 'webhook' && tg.webhookSecret
+        ? { secret: tg.webhookSecret, receive: (u) => telegramUpdates.receive(u) }
+        : undefined,
   });
+  if (bot) {
+    const auth = `Bearer ${config.adminToken ?? ''}`;
+    control = new TelegramControl({
+      api: bot,
+      // In-process calls of the admin API: the same routes, checks and audit lines as curl.
+      admin: async (r) => {
+        const res = await app.inject({
+          method: r.method,
+          url: r.url,
+          ...(r.body ? { payload: r.body } : {}),
+          headers: { authorization: auth, ...r.headers },
+        });
+        let body: unknown;
+        try {
+          body = res.json();
+        } catch {
+          body = undefined;
+        }
+        return { status: res.statusCode, body };
+      },
+      log,
+      metrics,
+      clock,
+      chats: tg.chats,
+      allowedUsers: new Set(tg.allowedUsers),
+      mute: (target, until, by) => store.batch(() => store.putMute(target, { until, by }, clock.now())),
+      silence: silences ? (target, until, by) => silences.silenceContainer(target, until, by) : undefined,
+      followMs: config.verifyTimeoutMs + 120_000,
+    });
+  }
   return {
     config,
     docker,
@@ -144,6 +211,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     engine,
     updates,
     scaleDown,
+    telegramUpdates,
     app,
     /** Starts the notifier's delivery loop, the engine (replay, then intake) and the scale-down timer. */
     start(): void {
@@ -151,9 +219,14 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
       engine.start();
       scaleDown.start();
       escalationAlerts?.start();
+      void control?.start().finally(() => telegramUpdates?.start());
     },
     /** Stops taking requests, lets running remediations finish within graceMs, then closes the state. */
     async close(graceMs: number): Promise<void> {
+      // Taps and commands first: the one being handled finishes; the rest wait in the journal.
+      control?.stop();
+      await telegramUpdates?.stop();
+      await bot?.close();
       await app.close();
       scaleDown.stop();
       await engine.stop(graceMs);
@@ -165,4 +238,25 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
       store.close();
     },
   };
+}
+
+/** Says once at start-up why the chat controls are off when an allow-list asks for them. */
+function explainControls(config: Config, log: Logger): void {
+  const tg = config.telegram;
+  if (tg.controls) {
+    log.info(
+      { event: 'telegram_controls', enabled: true, users: tg.allowedUsers.length, updates: tg.updates },
+      `Telegram controls on: buttons and commands for ${tg.allowedUsers.length} user(s), updates by ${tg.updates === 'webhook' ? 'webhook' : 'long polling'}`,
+    );
+    return;
+  }
+  if (tg.allowedUsers.length === 0) return;
+  const why = !tg.botToken
+    ? 'TELEGRAM_BOT_TOKEN is not set'
+    : tg.chats.length === 0
+      ? 'TELEGRAM_CHAT_ID is empty'
+      : tg.updates === 'off'
+        ? 'TELEGRAM_UPDATES=off'
+        : 'ADMIN_TOKEN is not set (a tap acts through the admin API)';
+  log.warn({ event: 'telegram_controls', enabled: false, why }, `Telegram controls off: ${why}`);
 }

@@ -49,6 +49,25 @@ export function silenceRequest(o: {
   };
 }
 
+/**
+ * The silence an operator asks for from the chat ("Silence 1 h"): every alert about one container,
+ * whatever its name (the `container` label our rules and cAdvisor-based rules carry), until `until`.
+ */
+export function operatorSilence(o: {
+  readonly container: string;
+  readonly now: number;
+  readonly until: number;
+  readonly by: string;
+}): SilenceRequest {
+  return {
+    matchers: [{ name: 'container', value: o.container.slice(0, MAX_VALUE), isRegex: false, isEqual: true }],
+    startsAt: new Date(o.now).toISOString(),
+    endsAt: new Date(Math.max(o.until, o.now + 60_000)).toISOString(),
+    createdBy: SILENCE_CREATOR,
+    comment: `Silenced from Telegram by ${o.by} for ${o.container}`,
+  };
+}
+
 /** How a container's remediation ended, as far as its silence goes. */
 export type RemediationEnd = 'recovered' | 'given_up' | 'final' | 'retry' | 'none';
 

@@ -2,6 +2,7 @@
 // process.env and never listens; server.ts does both, and tests call inject() on what this returns.
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Update } from '@grammyjs/types';
 import Fastify, { LogController } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
@@ -18,6 +19,7 @@ import healthRoutes from '../../routes/health.js';
 import metricsRoutes from '../../routes/metrics.js';
 import webhookRoutes from '../../routes/webhook.js';
 import adminRoutes from '../../routes/admin/index.js';
+import telegramRoutes from '../../routes/telegram.js';
 import { registerApiDocs } from '../../routes/admin-docs.js';
 
 export interface Deps {
@@ -32,6 +34,11 @@ export interface Deps {
   readonly updates?: UpdateChecker;
   /** The humans' channel for free text; absent when no notifier is configured. */
   readonly notifier?: TextNotifier;
+  /** Telegram updates posted to /telegram/webhook (TELEGRAM_UPDATES=webhook); absent: no such route. */
+  readonly telegram?: {
+    readonly secret: string;
+    receive(updates: ReadonlyArray<Update>): boolean;
+  };
 }
 
 declare module 'fastify' {
@@ -109,6 +116,7 @@ export async function buildApp(config: Config, deps: Deps) {
   await app.register(metricsRoutes);
   await app.register(webhookRoutes);
   await app.register(adminRoutes);
+  await app.register(telegramRoutes);
   return app;
 }
 

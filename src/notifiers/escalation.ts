@@ -103,3 +103,35 @@ export interface TextNotifier {
   readonly enabled: boolean;
   enqueueText(text: string, opts?: { silent?: boolean }): string;
 }
+
+/**
+ * Holds the escalations about a container an operator silenced from the chat ("Silence 1 h") until
+ * the silence ends; everything else, and a container's recovery, goes through. Never throws.
+ */
+export class MutedSink implements EscalationSink {
+  constructor(
+    private readonly inner: EscalationSink,
+    private readonly mutedUntil: (container: string) => { until: number; by: string } | undefined,
+    private readonly now: () => number,
+    private readonly log: { info(obj: object, msg: string): void },
+  ) {}
+
+  raise(e: Escalation): void {
+    const m = e.container && e.kind !== 'recovered' ? this.mutedUntil(e.container) : undefined;
+    if (m && m.until > this.now()) {
+      this.log.info(
+        {
+          event: 'escalation_muted',
+          escalationId: e.id,
+          kind: e.kind,
+          container: e.container,
+          until: new Date(m.until).toISOString(),
+          by: m.by,
+        },
+        `escalation ${e.kind} of ${e.container} held: silenced by ${m.by} until ${new Date(m.until).toISOString()}`,
+      );
+      return;
+    }
+    this.inner.raise(e);
+  }
+}

@@ -9,6 +9,7 @@ import type { Metrics } from '../metrics.js';
 import { type Escalation, type EscalationSink, LogEscalationSink, type TextNotifier } from './escalation.js';
 import { Outbox, type OutboxTuning } from './outbox.js';
 import { TelegramNotifier } from './telegram.js';
+import { keyboardFor } from './telegram-buttons.js';
 import { type WebhookKind, WebhookSender } from './webhook.js';
 
 export interface Notifier extends EscalationSink, TextNotifier {
@@ -142,6 +143,7 @@ function outboxFor(
     name: string;
     chats: ReadonlyArray<{ chatId: string; topicId?: number | undefined }>;
     sender: ConstructorParameters<typeof Outbox>[0]['sender'];
+    keyboard?: ConstructorParameters<typeof Outbox>[0]['keyboard'];
   },
 ): Outbox {
   return new Outbox({
@@ -154,6 +156,7 @@ function outboxFor(
     sender: o.sender,
     channel: o.channel,
     name: o.name,
+    keyboard: o.keyboard,
   });
 }
 
@@ -215,6 +218,8 @@ function telegramChannel(config: Config, deps: NotifierDeps): Notifier | undefin
     name: 'outbox',
     chats: tg.chats,
     sender: telegram,
+    // With controls on (TELEGRAM_ALLOWED_USERS), escalation messages carry their buttons.
+    keyboard: tg.controls ? keyboardFor : undefined,
   });
   log.info(
     {
@@ -224,8 +229,9 @@ function telegramChannel(config: Config, deps: NotifierDeps): Notifier | undefin
       chats: tg.chats.map((c) => (c.topicId === undefined ? c.chatId : `${c.chatId}:${c.topicId}`)),
       api: new URL(tg.apiUrl).origin,
       pending: outbox.depth,
+      controls: tg.controls,
     },
-    `Telegram notifier on: ${tg.chats.length} chat(s)`,
+    `Telegram notifier on: ${tg.chats.length} chat(s)${tg.controls ? `, buttons and commands for ${tg.allowedUsers.length} user(s)` : ''}`,
   );
   return new OutboxNotifier(outbox, () => telegram.close(), log, tg.severities, 'telegram');
 }

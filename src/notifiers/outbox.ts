@@ -23,6 +23,7 @@
 // back-off; a 429 waits the retry_after it names; messages that can never go through are dropped,
 // logged and counted. The loop owns its timers (unref'd) and stops on close().
 import { randomUUID } from 'node:crypto';
+import type { InlineKeyboardMarkup } from '@grammyjs/types';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { Metrics } from '../metrics.js';
@@ -47,6 +48,8 @@ export interface OutboxMessage {
   readonly text: string;
   readonly html: boolean;
   readonly silent: boolean;
+  /** Buttons under the message (Telegram controls); kept with the message so a resend has them too. */
+  readonly replyMarkup?: InlineKeyboardMarkup | undefined;
   readonly createdAt: number;
   readonly attempts: number;
   /** Not before this time (back-off or a 429's retry_after); epoch ms, so it survives a restart. */
@@ -104,6 +107,8 @@ export interface OutboxOptions extends OutboxTuning {
   readonly channel?: string;
   /** The journal's file name in dir (one outbox per channel); `outbox` by default. */
   readonly name?: string;
+  /** The buttons of a message made from these escalations (Telegram with controls on). */
+  readonly keyboard?: ((group: ReadonlyArray<Escalation>) => InlineKeyboardMarkup | undefined) | undefined;
 }
 
 const ESCALATIONS = 'escalations';
@@ -319,6 +324,7 @@ export class Outbox {
         true,
         silent,
         group.map((e) => e.id),
+        this.o.keyboard?.(group),
       );
     }
     // Only after the messages are written: a crash in between is handled at the next open.
@@ -341,6 +347,7 @@ export class Outbox {
     html: boolean,
     silent: boolean,
     sources: ReadonlyArray<string>,
+    replyMarkup?: InlineKeyboardMarkup,
   ): void {
     const now = this.o.clock.now();
     this.o.chats.forEach((chat, i) => {
@@ -353,6 +360,7 @@ export class Outbox {
         text,
         html,
         silent,
+        ...(replyMarkup ? { replyMarkup } : {}),
         createdAt: now,
         attempts: 0,
         sources,
@@ -370,7 +378,17 @@ export class Outbox {
     this.persist(MESSAGES, m.id, m);
     const text = m.uncertain ? markResent(m.text, m.html) : m.text;
     const done = this.o.sender
-      .send({ chatId: m.chatId, topicId: m.topicId, text, html: m.html, silent: m.silent }, abort.signal)
+      .send(
+        {
+          chatId: m.chatId,
+          topicId: m.topicId,
+          text,
+          html: m.html,
+          silent: m.silent,
+          replyMarkup: m.replyMarkup,
+        },
+        abort.signal,
+      )
       .catch(
         (err: unknown): SendOutcome => ({
           result: 'retry',

@@ -7,7 +7,7 @@
 // ends by itself (ALERTMANAGER_SILENCE_MAX) should the service never come back to it.
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
-import { silenceRequest } from '../core/silences.js';
+import { operatorSilence, silenceRequest } from '../core/silences.js';
 import type { Signal } from '../core/types.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../state/store.js';
@@ -125,6 +125,29 @@ export class AlertmanagerSilencer implements Silencer {
       },
       'expire',
     );
+  }
+
+  /**
+   * An operator's silence of every alert about a container until `until` (the chat's "Silence 1 h"):
+   * not tied to a remediation and never expired by the service. Resolves to its id; throws when
+   * Alertmanager refuses it or does not answer.
+   */
+  async silenceContainer(container: string, until: number, by: string): Promise<string> {
+    const body = operatorSilence({ container, now: this.deps.clock.now(), until, by });
+    try {
+      const res = await this.call('POST', '/api/v2/silences', body);
+      const id = (res as { silenceID?: unknown } | undefined)?.silenceID;
+      if (typeof id !== 'string' || id === '') throw new Error('Alertmanager answered without a silenceID');
+      this.deps.metrics.silences.inc({ op: 'create', result: 'ok' });
+      this.deps.log.info(
+        { event: 'silence', op: 'create', target: container, silenceId: id, by, endsAt: body.endsAt },
+        `silenced the alerts of ${container} until ${body.endsAt} (asked by ${by})`,
+      );
+      return id;
+    } catch (err) {
+      this.deps.metrics.silences.inc({ op: 'create', result: 'failed' });
+      throw err;
+    }
   }
 
   held(): ReadonlyArray<string> {

@@ -3,6 +3,7 @@
 // every call) and keeps the bot token out of every string it returns: the token is part of the URL,
 // and undici's errors and some proxies' error pages quote the URL. No configured secret leaves in a
 // message either: the text is scrubbed once more right before it is sent.
+import type { InlineKeyboardMarkup } from '@grammyjs/types';
 import { Agent, type Dispatcher, request } from 'undici';
 import { CENSOR, createScrubber } from '../logger.js';
 
@@ -13,7 +14,21 @@ export interface TelegramMessage {
   /** false sends the text without parse_mode (the fallback when Telegram refuses our markup). */
   readonly html: boolean;
   readonly silent?: boolean | undefined;
+  /** Buttons under the message (Telegram only; other channels send the text alone). */
+  readonly replyMarkup?: InlineKeyboardMarkup | undefined;
 }
+
+/** The answer to one Bot API call other than sendMessage (getUpdates, editMessageText, …). */
+export type BotCall<T> =
+  | { readonly ok: true; readonly result: T }
+  | {
+      readonly ok: false;
+      /** HTTP status; absent for a network error or a timeout. */
+      readonly status?: number;
+      readonly reason: string;
+      /** A 429's retry_after. */
+      readonly retryAfterMs?: number;
+    };
 
 export type SendOutcome =
   | { readonly result: 'sent'; readonly status: number }
@@ -125,6 +140,7 @@ export class TelegramNotifier {
     if (m.html) body.parse_mode = 'HTML';
     if (m.topicId !== undefined) body.message_thread_id = m.topicId;
     if (m.silent) body.disable_notification = true;
+    if (m.replyMarkup) body.reply_markup = m.replyMarkup;
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const abort = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let status: number;
@@ -177,6 +193,59 @@ export class TelegramNotifier {
       badMarkup:
         status === 400 && /can't parse entities|unsupported start tag|can't find end tag/i.test(description),
       ...(migrate !== undefined ? { migrateTo: String(migrate) } : {}),
+    };
+  }
+
+  /**
+   * Any other Bot API method, with JSON in and out. Never throws: a network error, a timeout or a
+   * refusal is an outcome whose reason holds no secret. `timeoutMs` bounds this call (a long poll
+   * needs longer than the default).
+   */
+  async call<T>(
+    method: string,
+    payload: Record<string, unknown>,
+    o: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<BotCall<T>> {
+    const ms = o.timeoutMs ?? this.timeoutMs;
+    const timeout = AbortSignal.timeout(ms);
+    const abort = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
+    let status: number;
+    let text: string;
+    try {
+      const res = await request(`${this.o.apiUrl}/bot${this.o.token}/${encodeURIComponent(method)}`, {
+        method: 'POST',
+        dispatcher: this.dispatcher,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(payload),
+        signal: abort,
+        headersTimeout: ms,
+        bodyTimeout: ms,
+      });
+      status = res.statusCode;
+      text = await res.body.text();
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const what = timeout.aborted ? `timed out after ${ms} ms` : e.message;
+      return { ok: false, reason: this.scrub(`network error: ${e.code ? `${e.code} ` : ''}${what}`) };
+    }
+    let reply: BotApiReply & { result?: T } = {};
+    try {
+      reply = JSON.parse(text) as BotApiReply & { result?: T };
+    } catch {
+      // not JSON: the status decides
+    }
+    if (status >= 200 && status < 300 && reply.ok === true) return { ok: true, result: reply.result as T };
+    const reason = this.scrub(
+      (reply.description ?? text.slice(0, 200).replace(/\s+/g, ' ').trim()) || `HTTP ${status}`,
+    );
+    const seconds = reply.parameters?.retry_after;
+    return {
+      ok: false,
+      status,
+      reason,
+      ...(status === 429
+        ? { retryAfterMs: typeof seconds === 'number' && seconds >= 0 ? seconds * 1000 : 1000 }
+        : {}),
     };
   }
 

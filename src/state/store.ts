@@ -90,6 +90,12 @@ export interface SilenceHeld {
   readonly alertname?: string | undefined;
 }
 
+/** Escalation messages about a container held until a time, and who asked. */
+export interface Mute {
+  readonly until: number;
+  readonly by: string;
+}
+
 export interface CircuitState {
   readonly actionTimes: ReadonlyArray<number>;
   readonly openUntil?: number | undefined;
@@ -399,6 +405,18 @@ export class Store {
   }
 
   /** The escalation alerts posted to Alertmanager and not resolved yet, by key (notifiers/am-escalations.ts). */
+  /** A container whose escalation messages are held until a time ("Silence 1 h" from the chat). */
+  mute(target: string): Mute | undefined {
+    return (this.misc.get('mutes') as Record<string, Mute> | undefined)?.[target];
+  }
+
+  /** Sets (or, with undefined, lifts) a container's mute; ended mutes are dropped on the way. */
+  putMute(target: string, m: Mute | undefined, now: number): void {
+    this.putEntry('mutes', target, m, (all) => {
+      for (const [k, v] of Object.entries(all)) if (v.until <= now) delete all[k];
+    });
+  }
+
   escalationAlerts(): Array<[string, EscalationAlert]> {
     return Object.entries(
       (this.misc.get('escalation_alerts') as Record<string, EscalationAlert> | undefined) ?? {},
