@@ -9,7 +9,13 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
+import { Registry } from 'prom-client';
 import t from 'tap';
+import { systemClock } from '../src/core/clock.js';
+import { createMetrics } from '../src/metrics.js';
+import { AlertmanagerSilencer } from '../src/notifiers/silences.js';
+import { Store } from '../src/state/store.js';
 import { ADMIN_TOKEN, testApp } from './fixtures/app.js';
 
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
@@ -252,5 +258,39 @@ t.test(
     t.same(h.store.escalationAlerts(), [], 'nothing left to resend');
     t.equal((await h.metric('autoheal_escalation_alerts_total', { op: 'fire', result: 'ok' })) >= 1, true);
     t.equal(await h.metric('autoheal_escalation_alerts_total', { op: 'resolve', result: 'ok' }), 1);
+  },
+);
+
+t.test(
+  'Silence 1 h from the chat: every alert of the container, for the hour, named for who asked',
+  async (t) => {
+    const am = await startAlertmanager(t, { config: AM_CONFIG });
+    const dir = mkdtempSync(join(tmpdir(), 'autoheal-silence-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const log = pino({ level: 'silent' });
+    const store = new Store(dir, log);
+    t.teardown(() => store.close());
+    const silencer = new AlertmanagerSilencer(
+      { url: am.url, maxMs: 3_600_000 },
+      { store, log, metrics: createMetrics(new Registry()), clock: systemClock },
+    );
+    const until = Date.now() + 3_600_000;
+    const id = await silencer.silenceContainer('shop-web-1', until, 'telegram:4242 Alice (@alice)');
+    const s = (await silencesOf(am.url)).find((x) => x.id === id);
+    t.same(
+      s?.matchers.map((m) => [m.name, m.value, m.isRegex]),
+      [['container', 'shop-web-1', false]],
+    );
+    t.equal(s?.status.state, 'active');
+    t.equal(s?.createdBy, 'autoheal-nexus');
+    t.match(s?.comment, /Silenced from Telegram by telegram:4242 Alice \(@alice\) for shop-web-1/);
+    t.ok(Math.abs(Date.parse(s?.endsAt ?? '') - until) < 1_000, 'ends after the hour');
+    t.same(store.silencedTargets(), [], 'not tied to a remediation: the service never expires it');
+    // An Alertmanager that refuses is an error the chat answer names; nothing is recorded.
+    const down = new AlertmanagerSilencer(
+      { url: `http://127.0.0.1:${await freePort()}`, maxMs: 3_600_000, timeoutMs: 2_000 },
+      { store, log, metrics: createMetrics(new Registry()), clock: systemClock },
+    );
+    await t.rejects(down.silenceContainer('shop-web-1', until, 'x'));
   },
 );

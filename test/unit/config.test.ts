@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ConfigError, EnvSchema, loadConfig } from '../../src/config.js';
+import { ConfigError, EnvSchema, loadConfig, secretsOf } from '../../src/config.js';
 
 t.test('defaults', async (t) => {
   const c = loadConfig({});
@@ -65,3 +65,49 @@ t.test('.env.example documents every variable', async (t) => {
   const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
   for (const key of Object.keys(EnvSchema.properties)) t.match(text, new RegExp(`^#? ?${key}=`, 'm'), key);
 });
+
+t.test(
+  'Telegram controls: on only with a token, a chat, an allow-list, an update mode and ADMIN_TOKEN',
+  async (t) => {
+    const base = {
+      TELEGRAM_BOT_TOKEN: '123:abc',
+      TELEGRAM_CHAT_ID: '-100',
+      TELEGRAM_ALLOWED_USERS: '42,43',
+      ADMIN_TOKEN: 'admin-token-0123456789',
+    };
+    const on = loadConfig(base).telegram;
+    t.ok(on.controls);
+    t.same(on.allowedUsers, [42, 43]);
+    t.equal(on.updates, 'poll');
+    for (const off of [
+      { TELEGRAM_ALLOWED_USERS: '' },
+      { ADMIN_TOKEN: '' },
+      { TELEGRAM_CHAT_ID: '' },
+      { TELEGRAM_BOT_TOKEN: '' },
+      { TELEGRAM_UPDATES: 'off' },
+    ])
+      t.notOk(loadConfig({ ...base, ...off }).telegram.controls, JSON.stringify(off));
+    t.throws(() => loadConfig({ ...base, TELEGRAM_ALLOWED_USERS: 'alice' }), /TELEGRAM_ALLOWED_USERS/);
+    t.throws(() => loadConfig({ ...base, TELEGRAM_UPDATES: 'webhook' }), /needs TELEGRAM_WEBHOOK_URL/);
+    t.throws(
+      () => loadConfig({ ...base, TELEGRAM_WEBHOOK_SECRET: 'short' }),
+      { message: /TELEGRAM_WEBHOOK_SECRET/ },
+      'too short for a secret',
+    );
+    t.throws(
+      () => loadConfig({ ...base, TELEGRAM_WEBHOOK_SECRET: 'has spaces in this secret' }),
+      /TELEGRAM_WEBHOOK_SECRET/,
+    );
+    const hook = loadConfig({
+      ...base,
+      TELEGRAM_UPDATES: 'webhook',
+      TELEGRAM_WEBHOOK_URL: 'https://heal.example.org/telegram/webhook',
+      TELEGRAM_WEBHOOK_SECRET: 'webhook-secret-0123456789',
+    });
+    t.equal(hook.telegram.webhookSecret, 'webhook-secret-0123456789');
+    t.ok(
+      secretsOf(hook).includes('webhook-secret-0123456789'),
+      'the webhook secret is scrubbed like a token',
+    );
+  },
+);
