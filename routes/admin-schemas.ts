@@ -279,3 +279,45 @@ export const UpdateRun = Type.Object({
     description: 'notify containers listed to the humans in one message',
   }),
 });
+
+const ForecastOut = Type.Object({
+  target: Type.String({ description: 'A container name (memory) or a mountpoint (disk)' }),
+  kind: Type.String({
+    description: 'memory (working set against the memory limit) or disk (used against size)',
+  }),
+  at: Iso('When it was computed'),
+  current: Type.Number({ description: 'The latest value (bytes)' }),
+  limit: Type.Number({ description: 'Where it fails (bytes)' }),
+  reason: Type.String({
+    description:
+      'ok (sound, inside the horizon), too_few_points, no_trend, poor_fit, slowing, beyond_horizon, at_limit',
+  }),
+  detail: Type.String(),
+  failureAt: Type.Optional(Iso('When the fitted line reaches the limit')),
+  secondsUntilFailure: Type.Optional(Type.Number()),
+  slopePerSecond: Type.Optional(Type.Number({ description: 'The fitted trend (bytes per second)' })),
+  r2: Type.Optional(Type.Number({ description: 'R² of the fit over its window' })),
+  spread: Type.Optional(Type.Number({ description: 'Median absolute residual (bytes)' })),
+  points: Type.Optional(Type.Integer()),
+  windowSeconds: Type.Optional(Type.Number()),
+  agreedRuns: Type.Integer({ description: 'Consecutive runs whose forecast was sound' }),
+  action: Type.Optional(
+    Type.String({ description: 'The preventive action it takes (restart, recreate, cleanup)' }),
+  ),
+  plannedAt: Type.Optional(Iso('A preventive action placed for this time')),
+  plannedReason: Type.Optional(Type.String({ description: 'maintenance_window or asap' })),
+  lastAction: Type.Optional(
+    Type.Object({
+      at: Iso('When'),
+      remediationId: Type.String(),
+      before: Type.Number(),
+      helped: Type.Optional(Type.Boolean()),
+    }),
+  ),
+  heldUntil: Type.Optional(Iso('No preventive action until then (the last one did not help)')),
+});
+export type ForecastOut = Static<typeof ForecastOut>;
+export const ForecastList = Type.Object({
+  enabled: Type.Boolean({ description: 'false when PROMETHEUS_URL is not set' }),
+  forecasts: Type.Array(ForecastOut),
+});

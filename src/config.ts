@@ -1,8 +1,10 @@
 // The service's configuration: one TypeBox schema for the environment, validated once at start-up.
 // loadConfig(env) is the only reader of environment variables; everything else receives a frozen Config.
 import { readFileSync } from 'node:fs';
+import { Cron } from 'croner';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
+import type { ForecastGuards } from './core/forecast.js';
 import type { PolicyConfig } from './core/policy.js';
 import type { WatchScope } from './core/scope.js';
 import type { UpdateMode } from './core/updates.js';
@@ -151,6 +153,52 @@ export const EnvSchema = Type.Object({
     default: 5,
     description: 'Most replicas scale_up gives a service without an autoheal.scale.max label',
   }),
+  PROMETHEUS_URL: Type.Optional(
+    Type.String({
+      minLength: 1,
+      pattern: '^https?://',
+      description:
+        'Prometheus base URL the service reads forecasts from (memory against its limit, disk filling); unset: no forecasts',
+    }),
+  ),
+  FORECAST_INTERVAL: Seconds(300, 'How often the forecasts run', 1),
+  FORECAST_WINDOW: Seconds(21600, 'The window of samples a forecast fits a trend to', 10),
+  FORECAST_HORIZON: Seconds(86400, 'Only a failure predicted within this long is acted on', 60),
+  FORECAST_LEAD: Seconds(
+    3600,
+    'A preventive action comes at the latest this long before the predicted failure',
+    0,
+  ),
+  FORECAST_MIN_POINTS: Type.Integer({
+    minimum: 3,
+    maximum: 10_000,
+    default: 20,
+    description: 'A forecast needs at least this many samples in its window',
+  }),
+  FORECAST_MIN_R2: Type.String({
+    default: '0.9',
+    pattern: '^(0(\\.[0-9]+)?|1(\\.0+)?)$',
+    description: 'A forecast is acted on only when its fit explains this share of the variance (R², 0 to 1)',
+  }),
+  FORECAST_AGREE_RUNS: Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    default: 3,
+    description: 'Consecutive forecast runs that must agree before a preventive action',
+  }),
+  FORECAST_MAX_ACTIONS: Type.Integer({
+    minimum: 0,
+    maximum: 1000,
+    default: 3,
+    description: 'At most this many preventive actions per day on this host (0: forecasts only, no action)',
+  }),
+  MAINTENANCE_WINDOW: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'Cron expression of the times preventive actions may start (5 or 6 fields, local time); unset: as soon as the guards allow',
+    }),
+  ),
   SCALE_DOWN_STABILIZATION: Seconds(
     300,
     'After the alerts that scaled a service up resolve, it steps down one replica per this long',
@@ -336,6 +384,8 @@ export interface Config {
   readonly escalateViaTelegram: boolean;
   /** Scaling (auto_scaler): default limits, and the window between steps back down. */
   readonly scale: ScaleConfig;
+  /** Forecasts (predictive_repair_agent); prometheusUrl undefined: off. */
+  readonly forecast: ForecastConfig;
   /** Where the Docker config.json with registry credentials is (DOCKER_CONFIG, else ~/.docker). */
   readonly dockerConfigDir: string;
   readonly dataDir: string;
@@ -372,6 +422,15 @@ export interface CleanupConfig {
   readonly pruneUntil: string;
   readonly pruneVolumes: boolean;
   readonly logMaxBytes: number;
+}
+
+export interface ForecastConfig {
+  readonly prometheusUrl: string | undefined;
+  readonly intervalMs: number;
+  readonly windowMs: number;
+  readonly maintenanceWindow: string | undefined;
+  readonly guards: ForecastGuards;
+
 }
 
 export interface TelegramConfig {
@@ -493,6 +552,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       'TELEGRAM_UPDATES=webhook needs TELEGRAM_WEBHOOK_URL (the public URL of /telegram/webhook) and TELEGRAM_WEBHOOK_SECRET',
     );
   }
+  if (e.MAINTENANCE_WINDOW !== undefined) {
+    try {
+      // Parsed only: a job without a callback starts no timer.
+      new Cron(e.MAINTENANCE_WINDOW, { mode: '5-or-6-parts', paused: true });
+    } catch (err) {
+      throw new ConfigError(
+        `MAINTENANCE_WINDOW: "${e.MAINTENANCE_WINDOW}" is not a cron expression (${(err as Error).message}); e.g. "0 3 * * *" for 03:00 every day`,
+      );
+    }
+  }
   const allowedUsers = e.TELEGRAM_ALLOWED_USERS.split(',').filter(Boolean).map(Number);
   const chats = e.TELEGRAM_CHAT_ID.split(',')
     .filter(Boolean)
@@ -554,6 +623,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       min: e.SCALE_MIN,
       max: e.SCALE_MAX,
       downStabilizationMs: e.SCALE_DOWN_STABILIZATION * 1000,
+    }),
+    forecast: Object.freeze({
+      prometheusUrl: e.PROMETHEUS_URL?.replace(/\/+$/, ''),
+      intervalMs: e.FORECAST_INTERVAL * 1000,
+      windowMs: e.FORECAST_WINDOW * 1000,
+      maintenanceWindow: e.MAINTENANCE_WINDOW,
+      guards: Object.freeze({
+        minPoints: e.FORECAST_MIN_POINTS,
+        minR2: Number(e.FORECAST_MIN_R2),
+        agreeRuns: e.FORECAST_AGREE_RUNS,
+        horizonMs: e.FORECAST_HORIZON * 1000,
+        maxActionsPerDay: e.FORECAST_MAX_ACTIONS,
+        leadMs: e.FORECAST_LEAD * 1000,
+      }),
     }),
     dockerConfigDir: dockerConfigDir({ DOCKER_CONFIG: e.DOCKER_CONFIG }),
     dataDir: e.DATA_DIR,

@@ -205,6 +205,33 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     registers,
   });
 
+  // Forecasts (PROMETHEUS_URL): time until a predicted failure, the fit's quality, runs and actions.
+  const forecastSeconds = new Gauge({
+    name: 'autoheal_forecast_seconds_until_failure',
+    help: 'Seconds until the forecast line reaches the limit (memory limit, filesystem size), by target and kind',
+    labelNames: ['target', 'kind'] as const,
+    registers,
+  });
+  const forecastR2 = new Gauge({
+    name: 'autoheal_forecast_fit_r2',
+    help: 'R² of the forecast fit over its window (1: every sample on the line), by target and kind',
+    labelNames: ['target', 'kind'] as const,
+    registers,
+  });
+  const forecastRuns = new Counter({
+    name: 'autoheal_forecast_runs_total',
+    help: 'Forecast runs against Prometheus, by result (ok, failed)',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  for (const result of ['ok', 'failed']) forecastRuns.inc({ result }, 0);
+  const forecastActions = new Counter({
+    name: 'autoheal_forecast_actions_total',
+    help: 'Preventive actions of forecasts, by kind and result (requested, daily_cap, ineffective)',
+    labelNames: ['kind', 'result'] as const,
+    registers,
+  });
+
   // Telegram controls: taps and commands, by kind (button, command, update) and result.
   const chatUpdates = new Counter({
     name: 'autoheal_telegram_updates_total',
@@ -252,6 +279,10 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     notifications,
     notificationQueueDepth,
     chatUpdates,
+    forecastSeconds,
+    forecastR2,
+    forecastRuns,
+    forecastActions,
     buildInfo,
     primeActions,
   };

@@ -24,6 +24,7 @@ import { ScaleDown } from './inputs/scale-down.js';
 import { AlertmanagerEscalations, FanoutSink } from './notifiers/am-escalations.js';
 import { AlertmanagerSilencer, endpoint } from './notifiers/silences.js';
 import { UpdateChecker } from './inputs/updates.js';
+import { Forecaster } from './inputs/forecasts.js';
 import { TelegramUpdates } from './inputs/telegram-updates.js';
 import { MutedSink } from './notifiers/escalation.js';
 import { TelegramNotifier } from './notifiers/telegram.js';
@@ -154,6 +155,18 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
   const updates = new UpdateChecker({ docker, engine, config, store, metrics, log, clock });
   // Services an alert scaled up step back down once it resolved (SCALE_DOWN_STABILIZATION).
   const scaleDown = new ScaleDown({ config, engine, store, clock, log });
+  const textNotifier = o.textNotifier ?? (notifier?.enabled ? notifier : undefined);
+  // Forecasts from Prometheus (PROMETHEUS_URL) place preventive actions before a predicted failure.
+  const forecasts = new Forecaster({
+    config,
+    docker,
+    engine,
+    store,
+    metrics,
+    log,
+    clock,
+    notifier: textNotifier,
+  });
   const app = await buildApp(config, {
     updates,
     docker,
@@ -163,7 +176,8 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     store,
     engine,
     rules,
-    notifier: o.textNotifier ?? (notifier?.enabled ? notifier : undefined),
+    notifier: textNotifier,
+    forecasts,
     telegram:
       telegramUpdates && tg.updates === 'webhook' && tg.webhookSecret
         ? { secret: tg.webhookSecret, receive: (u) => telegramUpdates.receive(u) }
@@ -211,6 +225,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     engine,
     updates,
     scaleDown,
+    forecasts,
     telegramUpdates,
     app,
     /** Starts the notifier's delivery loop, the engine (replay, then intake) and the scale-down timer. */
@@ -218,6 +233,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
       notifier?.start();
       engine.start();
       scaleDown.start();
+      forecasts.start();
       escalationAlerts?.start();
       void control?.start().finally(() => telegramUpdates?.start());
     },
@@ -229,6 +245,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
       await bot?.close();
       await app.close();
       scaleDown.stop();
+      await forecasts.stop();
       await engine.stop(graceMs);
       // The last expiries of silences (a remediation that just ended) are sent before the state closes.
       await silences?.idle();

@@ -4,6 +4,8 @@
 // Grafana would send it, against a real Prometheus scraping a running service that has just healed a
 // container and answered webhooks: each must return data.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
@@ -125,6 +127,18 @@ t.test('every panel expression returns data from a real Prometheus scraping the 
   const token = 'grafana-test-webhook-token-0123456789';
   const project = uniqueName('grafana');
   writeFileSync(tokenFile, `${token}\n`);
+  // A node exporter stand-in with a filling filesystem, for the forecast panel: the service forecasts
+  // from this Prometheus (forecasts only: FORECAST_MAX_ACTIONS=0).
+  const t0 = Date.now();
+  const node = createServer((_req, res) => {
+    const avail = 60e9 - ((Date.now() - t0) / 1000) * 1e8;
+    res.end(
+      `node_filesystem_size_bytes{mountpoint="/data",fstype="ext4"} 1e11\nnode_filesystem_avail_bytes{mountpoint="/data",fstype="ext4"} ${avail}\n`,
+    );
+  });
+  await new Promise<void>((resolve) => node.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => node.close(() => resolve())));
+  const promPort = await freePort();
   const svc = await startService(t, {
     dir,
     env: {
@@ -139,13 +153,21 @@ t.test('every panel expression returns data from a real Prometheus scraping the 
       RESTART_COOLDOWN: '1',
       VERIFY_GRACE: '1',
       VERIFY_TIMEOUT: '30',
+      PROMETHEUS_URL: `http://127.0.0.1:${promPort}`,
+      FORECAST_INTERVAL: '1',
+      FORECAST_WINDOW: '20',
+      FORECAST_MIN_POINTS: '3',
+      FORECAST_MAX_ACTIONS: '0',
     },
   });
-  const promPort = await freePort();
   const prom = await startPrometheus(t, {
     port: promPort,
     config: testPrometheusConfig({
-      targets: { autoheal: `127.0.0.1:${svc.port}`, prometheus: `127.0.0.1:${promPort}` },
+      targets: {
+        autoheal: `127.0.0.1:${svc.port}`,
+        prometheus: `127.0.0.1:${promPort}`,
+        node: `127.0.0.1:${(node.address() as AddressInfo).port}`,
+      },
       unused: `127.0.0.1:${await freePort()}`,
       alertmanager: `127.0.0.1:${await freePort()}`,
       interval: '1s',

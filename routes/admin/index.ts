@@ -10,6 +10,7 @@ import incidentRoutes from './incidents.js';
 import notifyRoutes from './notify.js';
 import remediationRoutes from './remediations.js';
 import updateRoutes from './updates.js';
+import forecastRoutes from './forecasts.js';
 import { AdminError } from './shared.js';
 
 const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -40,5 +41,6 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(incidentRoutes);
   await app.register(notifyRoutes);
   await app.register(updateRoutes);
+  await app.register(forecastRoutes);
 };
 export default adminRoutes;

@@ -17,6 +17,7 @@ import type {
   ResetState,
   ControlRequest,
   UpdateList,
+  ForecastList,
   UpdateRun,
   UpdateRunRequest,
 } from '../../routes/admin-schemas.js';
@@ -31,6 +32,7 @@ export type PauseView = Static<typeof PauseState>;
 export type ResetView = Static<typeof ResetState>;
 export type NotifyView = Static<typeof NotifyAccepted>;
 export type UpdateListView = Static<typeof UpdateList>;
+export type ForecastListView = Static<typeof ForecastList>;
 export type UpdateRunView = Static<typeof UpdateRun>;
 
 export class AdminClient {
@@ -71,6 +73,10 @@ export class AdminClient {
 
   notify(body: Static<typeof NotifyRequest>): Promise<NotifyView> {
     return this.call('POST', '/api/v1/notify', body);
+  }
+
+  forecasts(): Promise<ForecastListView> {
+    return this.call('GET', '/api/v1/forecasts');
   }
 
   updates(): Promise<UpdateListView> {

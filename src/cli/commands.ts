@@ -13,6 +13,7 @@ import {
   remediationOutcome,
   remediationProgress,
   updatesText,
+  forecastsText,
 } from './render.js';
 
 export interface CommandContext {
@@ -135,6 +136,17 @@ export const COMMANDS: readonly Command[] = [
     summary: 'incidents with their signals, decisions and actions',
     expects: { count: 0, what: 'no arguments (use --since and --container)' },
     run: incidents,
+  },
+  {
+    name: 'forecasts',
+    synopsis: '',
+    summary: 'memory and disk forecasts: when each fails, the fit, the preventive action placed',
+    expects: { count: 0, what: 'no arguments' },
+    run: async ({ api, io, values: v }) => {
+      const list = await api.forecasts();
+      io.out(v.json ? json(list) : forecastsText(list));
+      return 0;
+    },
   },
   {
     name: 'notify',

@@ -1,6 +1,12 @@
 // The CLI's text output for people: tables, local times, the outcome of a remediation with a hint for
 // each skip reason, and the progress shown while a remediation is followed. --json bypasses all of it.
-import type { ContainerView, IncidentView, RemediationView, UpdateListView } from './api.js';
+import type {
+  ContainerView,
+  ForecastListView,
+  IncidentView,
+  RemediationView,
+  UpdateListView,
+} from './api.js';
 import type { Io } from './io.js';
 
 /** Shows what a wait is doing: a spinner on a terminal, one line per change otherwise (CI logs). */
@@ -132,6 +138,31 @@ export function updatesText(list: UpdateListView): string {
   ]);
   const available = list.containers.filter((c) => c.status === 'available').length;
   return `${table(['CONTAINER', 'STATUS', 'MODE', 'IMAGE', 'RUNS', 'REGISTRY', 'NOTE'], rows)}${available} update${available === 1 ? '' : 's'} available (checked ${localTime(list.checkedAt)})\n`;
+}
+
+/** One row per forecast: the target, the kind, when it fails, the fit, and what was decided. */
+export function forecastsText(list: ForecastListView): string {
+  if (!list.enabled) return 'forecasts are off: set PROMETHEUS_URL\n';
+  if (list.forecasts.length === 0)
+    return 'no forecasts yet (no series for the watched containers, or the first run is still to come)\n';
+  const mib = (v: number, kind: string) =>
+    kind === 'restarts' ? String(Math.round(v)) : `${(v / 1024 ** 2).toFixed(0)}Mi`;
+  const rows = list.forecasts.map((f) => [
+    f.target,
+    f.kind,
+    `${mib(f.current, f.kind)}/${mib(f.limit, f.kind)}`,
+    f.failureAt ? localTime(f.failureAt) : '-',
+    f.r2 === undefined ? '-' : f.r2.toFixed(3),
+    f.reason,
+    f.heldUntil
+      ? `held until ${localTime(f.heldUntil)}`
+      : f.plannedAt
+        ? `${f.action ?? 'action'} at ${localTime(f.plannedAt)} (${f.plannedReason ?? ''})`
+        : f.lastAction
+          ? `${f.action ?? 'action'} ${f.lastAction.helped === false ? 'did not help' : 'taken'} at ${localTime(f.lastAction.at)}`
+          : f.detail,
+  ]);
+  return table(['TARGET', 'KIND', 'NOW/LIMIT', 'FAILS AT', 'R²', 'VERDICT', 'NEXT'], rows);
 }
 
 export const remediationProgress = (label: string, r: RemediationView): string =>

@@ -36,6 +36,8 @@ export const CONTAINER_LABELS = {
   scaleMax: 'autoheal.scale.max',
   /** Set on a replica scale_up added (its value: when), so a restart of the service finds what it left. */
   scaleAdded: 'autoheal.scale.added',
+  /** restart | recreate | false: the preventive action a memory forecast takes (restart by default). */
+  forecast: 'autoheal.forecast',
 } as const;
 
 /** Alert labels, in order of preference where several name the same thing. */

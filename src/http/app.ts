@@ -15,6 +15,7 @@ import type { Metrics } from '../metrics.js';
 import type { TextNotifier } from '../notifiers/escalation.js';
 import type { Store } from '../state/store.js';
 import type { UpdateChecker } from '../inputs/updates.js';
+import type { Forecaster } from '../inputs/forecasts.js';
 import healthRoutes from '../../routes/health.js';
 import metricsRoutes from '../../routes/metrics.js';
 import webhookRoutes from '../../routes/webhook.js';
@@ -34,6 +35,8 @@ export interface Deps {
   readonly updates?: UpdateChecker;
   /** The humans' channel for free text; absent when no notifier is configured. */
   readonly notifier?: TextNotifier;
+  /** Forecasts (PROMETHEUS_URL): GET /api/v1/forecasts; absent in apps built without one. */
+  readonly forecasts?: Pick<Forecaster, 'enabled' | 'list'>;
   /** Telegram updates posted to /telegram/webhook (TELEGRAM_UPDATES=webhook); absent: no such route. */
   readonly telegram?: {
     readonly secret: string;

@@ -90,6 +90,12 @@ export interface SilenceHeld {
   readonly alertname?: string | undefined;
 }
 
+/** A forecast target on which no preventive action is taken until a time, and why. */
+export interface ForecastHold {
+  readonly until: number;
+  readonly reason: string;
+}
+
 /** Escalation messages about a container held until a time, and who asked. */
 export interface Mute {
   readonly until: number;
@@ -413,6 +419,26 @@ export class Store {
   /** Sets (or, with undefined, lifts) a container's mute; ended mutes are dropped on the way. */
   putMute(target: string, m: Mute | undefined, now: number): void {
     this.putEntry('mutes', target, m, (all) => {
+      for (const [k, v] of Object.entries(all)) if (v.until <= now) delete all[k];
+    });
+  }
+
+  /** When the preventive actions of forecasts were taken (the daily cap counts them). */
+  forecastActions(): number[] {
+    return (this.misc.get('forecast_actions') as number[] | undefined) ?? [];
+  }
+
+  putForecastActions(times: ReadonlyArray<number>): void {
+    this.journal.put('misc', 'forecast_actions', [...times]);
+  }
+
+  /** Forecast targets held from preventive actions (one did not help), by `kind:target`. */
+  forecastHolds(): Record<string, ForecastHold> {
+    return (this.misc.get('forecast_holds') as Record<string, ForecastHold> | undefined) ?? {};
+  }
+
+  putForecastHold(key: string, h: ForecastHold | undefined, now: number): void {
+    this.putEntry('forecast_holds', key, h, (all) => {
       for (const [k, v] of Object.entries(all)) if (v.until <= now) delete all[k];
     });
   }

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { COMMANDS, findCommand, usage } from '../../src/cli/commands.js';
 import { OPTIONS } from '../../src/cli/options.js';
+import { forecastsText } from '../../src/cli/render.js';
 
 t.test('the usage lists every command of the table with its summary', async (t) => {
   const text = usage();
@@ -32,4 +33,31 @@ t.test('the usage lists every option', async (t) => {
   for (const name of Object.keys(OPTIONS)) {
     t.match(text, new RegExp(`\\n  (-[a-z], )?--${name}\\b`), `usage lists --${name}`);
   }
+});
+
+t.test('forecasts: one row per target, off and empty said in words', async (t) => {
+  t.equal(forecastsText({ enabled: false, forecasts: [] }), 'forecasts are off: set PROMETHEUS_URL\n');
+  t.match(forecastsText({ enabled: true, forecasts: [] }), /no forecasts yet/);
+  const text = forecastsText({
+    enabled: true,
+    forecasts: [
+      {
+        target: 'web',
+        kind: 'memory',
+        at: '2026-12-04T05:00:00.000Z',
+        current: 150 * 1024 ** 2,
+        limit: 200 * 1024 ** 2,
+        reason: 'ok',
+        detail: 'limit in 0.5 h',
+        failureAt: '2026-12-04T05:30:00.000Z',
+        r2: 0.98765,
+        agreedRuns: 3,
+        action: 'restart',
+        plannedAt: '2026-12-04T05:10:00.000Z',
+        plannedReason: 'maintenance_window',
+      },
+    ],
+  });
+  t.match(text, /^TARGET\s+KIND\s+NOW\/LIMIT\s+FAILS AT\s+R²\s+VERDICT\s+NEXT/);
+  t.match(text, /web\s+memory\s+150Mi\/200Mi\s+.*\s+0\.988\s+ok\s+restart at .* \(maintenance_window\)/);
 });
