@@ -12,6 +12,7 @@ import type { DockerClient } from '../docker/client.js';
 import type { Engine } from '../engine/engine.js';
 import type { Metrics } from '../metrics.js';
 import type { TextNotifier } from '../notifiers/escalation.js';
+import type { ChangeFeed } from '../state/change-feed.js';
 import type { Store } from '../state/store.js';
 import type { UpdateChecker } from '../inputs/updates.js';
 import healthRoutes from '../../routes/health.js';
@@ -19,6 +20,7 @@ import metricsRoutes from '../../routes/metrics.js';
 import webhookRoutes from '../../routes/webhook.js';
 import adminRoutes from '../../routes/admin/index.js';
 import { registerApiDocs } from '../../routes/admin-docs.js';
+import { SessionStore } from './sessions.js';
 
 export interface Deps {
   readonly docker: DockerClient;
@@ -32,12 +34,18 @@ export interface Deps {
   readonly updates?: UpdateChecker;
   /** The humans' channel for free text; absent when no notifier is configured. */
   readonly notifier?: TextNotifier;
+  /** Writes to the durable state, as they happen (the event stream of the status page). */
+  readonly changes?: ChangeFeed;
+  /** Messages waiting in the notifier's outbox (0 without a notifier). */
+  readonly outboxDepth?: () => number;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     config: Config;
     deps: Deps;
+    /** The status page's browser sessions (in memory). */
+    sessions: SessionStore;
   }
 }
 
@@ -65,6 +73,7 @@ export async function buildApp(config: Config, deps: Deps) {
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.decorate('config', config);
   app.decorate('deps', deps);
+  app.decorate('sessions', new SessionStore());
   limitConnections(app.server, limits, deps);
 
   // An answer sent before the body was read (a 401 from an onRequest hook, a 413) closes the
