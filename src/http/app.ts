@@ -20,6 +20,7 @@ import metricsRoutes from '../../routes/metrics.js';
 import webhookRoutes from '../../routes/webhook.js';
 import adminRoutes from '../../routes/admin/index.js';
 import { registerApiDocs } from '../../routes/admin-docs.js';
+import uiRoutes from '../../routes/ui.js';
 import { SessionStore } from './sessions.js';
 
 export interface Deps {
@@ -118,6 +119,7 @@ export async function buildApp(config: Config, deps: Deps) {
   await app.register(metricsRoutes);
   await app.register(webhookRoutes);
   await app.register(adminRoutes);
+  await app.register(uiRoutes);
   return app;
 }
 
