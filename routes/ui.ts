@@ -54,6 +54,14 @@ const LoginBody = Type.Object(
 );
 const uiErrors = { 401: ErrorBody, 403: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
+function hostnameOf(url: string): string | undefined {
+  try {
+    return new URL(url).hostname || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const uiRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { clock, log } = app.deps;
   const sessions = app.sessions;
@@ -78,10 +86,20 @@ const uiRoutes: FastifyPluginAsyncTypebox = async (app) => {
     sessions.get(parseCookies(req.headers.cookie).get(SESSION_COOKIE), clock.now());
   const secure = (req: FastifyRequest) => req.protocol === 'https';
   const out = (s: Session) => ({ csrfToken: s.csrf, expiresAt: new Date(s.expiresAt).toISOString() });
-  /** A browser says where a request comes from: one from another site is refused before anything. */
+  /**
+   * A browser says where a request comes from: one from another site is refused before anything. The
+   * host name is compared, not the scheme or port: behind a TLS proxy the page is https on 443 and
+   * this service sees http on its own port. (A proxy that rewrites Host must send X-Forwarded-Host.)
+   */
   const foreign = (req: FastifyRequest, reply: FastifyReply) => {
     const origin = req.headers.origin;
-    if (origin === undefined || origin === `${req.protocol}://${req.host}`) return false;
+    if (origin === undefined) return false;
+    const name = hostnameOf(origin);
+    const forwarded = req.headers['x-forwarded-host'];
+    const ours = [req.host, typeof forwarded === 'string' ? forwarded : undefined].map((h) =>
+      h === undefined ? undefined : hostnameOf(`http://${h}`),
+    );
+    if (name !== undefined && ours.includes(name)) return false;
     reply.code(403).send({ error: 'forbidden', message: 'a request from another origin' });
     return true;
   };

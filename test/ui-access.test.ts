@@ -78,6 +78,12 @@ t.test('a login from another origin, or not as JSON, is refused', async (t) => {
     200,
     'its own origin',
   );
+  t.equal(
+    (await login(app, ADMIN_TOKEN, { origin: 'https://localhost:80' })).statusCode,
+    200,
+    'https in front of it (a TLS proxy)',
+  );
+  t.equal((await login(app, ADMIN_TOKEN, { origin: 'null' })).statusCode, 403, 'an opaque origin');
 });
 
 t.test('without ADMIN_TOKEN the page cannot log in', async (t) => {
@@ -108,4 +114,37 @@ t.test('every answer of the page has a strict CSP; only its own files are served
     String((await app.inject({ url: '/ui/assets/app.js' })).headers['content-type']),
     /^text\/javascript/,
   );
+});
+
+t.test('the event stream says hello, then each change; closing the service ends it', async (t) => {
+  const later: Array<() => unknown> = [];
+  const h = await testApp({ teardown: (fn) => later.push(fn) }, { listen: true });
+  const closeAll = async () => {
+    for (const fn of later.splice(0)) await fn();
+  };
+  t.teardown(closeAll);
+  const res = await fetch(`${h.url}/api/v1/events`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  t.equal(res.status, 200);
+  t.match(String(res.headers.get('content-type')), /^text\/event-stream/);
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  /** Reads until the text matches (true) or the stream ends (false). */
+  const until = async (re: RegExp) => {
+    while (!re.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) return false;
+      text += decoder.decode(value);
+    }
+    return true;
+  };
+  t.ok(await until(/event: hello/), 'hello');
+  h.engine.pause('ui-stream-probe', Date.now() + 60_000);
+  t.ok(
+    await until(/event: change\ndata: \{"seq":1,"at":\d+,"topics":\["containers"\]\}/),
+    'the write, as a change',
+  );
+  // app.close() waits for every open connection: the stream must end for a graceful stop to finish.
+  await closeAll();
+  t.notOk(await until(/never in the stream/), 'the stream ended');
 });
