@@ -2,7 +2,8 @@
 // through the admin API with the session cookie (and the session's CSRF token on every change). Live:
 // the service's event stream (GET /api/v1/events) says when the state changed and the page fetches
 // what it shows again. Plain browser JavaScript, no framework, no build step; the DOM is built with
-// textContent only, so nothing the service reports is ever parsed as HTML.
+// textContent only, so nothing the service reports is ever parsed as HTML. Type-checked by
+// `npm run typecheck` (src/ui/tsconfig.json: checkJs with the DOM's types).
 
 const API = '/api/v1';
 /** Fallback refresh for what changes without a write to the state (a health check passing by itself). */
@@ -459,7 +460,11 @@ function viewFromHash() {
 
 // ---- controls ----------------------------------------------------------------------------------
 
-/** Asks for confirmation and a reason; resolves to {reason, duration} or undefined when cancelled. */
+/**
+ * Asks for confirmation and a reason; resolves to {reason, duration} or undefined when cancelled.
+ * @param {{ title: string, text: string, detail?: string, duration?: boolean, okText?: string, danger?: boolean }} o
+ * @returns {Promise<{ reason: string, duration: string } | undefined>}
+ */
 function confirmDialog({ title, text, detail, duration, okText = 'Confirm', danger = false }) {
   const dialog = /** @type {HTMLDialogElement} */ ($('confirm'));
   $('confirm-title').textContent = title;
