@@ -287,6 +287,7 @@ t.test('restart asks for confirmation and a reason; its incident appears', async
 t.test('pause for a duration and resume, each confirmed with a reason', async (t) => {
   await page.click('#tab-containers');
   await page.click(`button[aria-label="Pause ${worker.name}"]`);
+  t.equal(await page.inputValue('#reason'), '', 'the last reason is not offered again');
   await page.fill('#duration', '2h');
   await page.fill('#reason', 'maintenance window');
   await page.click('#confirm-ok');

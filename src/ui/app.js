@@ -473,6 +473,9 @@ function confirmDialog({ title, text, detail, duration, okText = 'Confirm', dang
   $('confirm-detail').textContent = detail ?? '';
   $('duration-field').hidden = !duration;
   const reason = /** @type {HTMLTextAreaElement} */ ($('reason'));
+  // Each request is asked for its own reason; the last one is not offered again.
+  reason.value = '';
+  /** @type {HTMLInputElement} */ ($('duration')).value = '1h';
   const ok = $('confirm-ok');
   ok.textContent = okText;
   ok.className = danger ? 'danger' : '';
