@@ -430,7 +430,6 @@ export interface ForecastConfig {
   readonly windowMs: number;
   readonly maintenanceWindow: string | undefined;
   readonly guards: ForecastGuards;
-
 }
 
 export interface TelegramConfig {

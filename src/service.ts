@@ -19,6 +19,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { type EscalationSink, LogEscalationSink, type TextNotifier } from './notifiers/escalation.js';
 import { createNotifier, type Notifier } from './notifiers/index.js';
 import type { WriteFn } from './state/journal.js';
+import { ChangeFeed } from './state/change-feed.js';
 import { Store } from './state/store.js';
 import { ScaleDown } from './inputs/scale-down.js';
 import { AlertmanagerEscalations, FanoutSink } from './notifiers/am-escalations.js';
@@ -83,7 +84,9 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     });
   // The rules name actions: checked against the ones this service has.
   const rules = o.rules ?? (config.rulesFile ? loadRulesFile(config.rulesFile, actions) : []);
-  const store = new Store(config.dataDir, log, { write: o.journalWrite });
+  // Every durable write is also news for the status page's event stream.
+  const changes = new ChangeFeed(clock);
+  const store = new Store(config.dataDir, log, { write: o.journalWrite, onWrite: (c) => changes.touch(c) });
   const notifier =
     o.notifier === null
       ? undefined
@@ -182,6 +185,8 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
       telegramUpdates && tg.updates === 'webhook' && tg.webhookSecret
         ? { secret: tg.webhookSecret, receive: (u) => telegramUpdates.receive(u) }
         : undefined,
+    changes,
+    outboxDepth: () => notifier?.depth ?? 0,
   });
   if (bot) {
     const auth = `Bearer ${config.adminToken ?? ''}`;
@@ -227,6 +232,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
     scaleDown,
     forecasts,
     telegramUpdates,
+    changes,
     app,
     /** Starts the notifier's delivery loop, the engine (replay, then intake) and the scale-down timer. */
     start(): void {
@@ -253,6 +259,7 @@ export async function buildService(config: Config, o: ServiceOverrides = {}) {
       // After the engine: escalations raised while remediations finish are still journalled.
       await notifier?.close();
       store.close();
+      changes.stop();
     },
   };
 }

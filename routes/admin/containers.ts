@@ -131,15 +131,20 @@ const containerRoutes: FastifyPluginAsyncTypebox = async (app) => {
         security: SECURITY,
         summary: 'Resume healing of a paused container',
         params: NameParams,
+        body: ControlRequest,
         response: { 200: PauseState, ...errors },
+      },
+      // The body is optional, as for reset: a reason for the audit log when there is one.
+      preValidation: async (req) => {
+        req.body ??= {};
       },
     },
     async (req) => {
       const { name, container: c } = await findNamed(req.params.name);
       const r = engine.pause(name, undefined);
-      const requestedBy = requester(req);
+      const requestedBy = requester(req, req.body);
       req.log.info(
-        { event: 'resume', container: name, requestedBy },
+        { event: 'resume', container: name, requestedBy, reason: reasonText(req.body.reason) },
         `healing of ${name} resumed by ${requestedBy}`,
       );
       // The pause label is the operator's own setting on the container: the API lifts only its own pause.

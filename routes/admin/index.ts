@@ -1,14 +1,18 @@
 // The admin API: operators' controls over the healer, behind Bearer ADMIN_TOKEN (never the webhook
-// token). This plugin guards its routes and maps their failures; the routes live one file per resource
-// (remediations, containers, incidents, notify) and are registered inside it, so the hook and the error
-// handler cover them and nothing else. Every error answers before anything changes.
+// token) or a status page session: its cookie, plus its CSRF header on every change
+// (src/http/sessions.ts). This plugin guards its routes and maps their failures; the routes live one
+// file per resource (remediations, containers, incidents, notify, updates, status, events) and are
+// registered inside it, so the hook and the error handler cover them and nothing else. Every error
+// answers before anything changes.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { checkToken } from '../../src/http/auth.js';
+import { CSRF_HEADER, decideAccess } from '../../src/http/sessions.js';
 import { StateWriteError } from '../../src/state/journal.js';
 import containerRoutes from './containers.js';
+import eventRoutes from './events.js';
 import incidentRoutes from './incidents.js';
 import notifyRoutes from './notify.js';
 import remediationRoutes from './remediations.js';
+import statusRoutes from './status.js';
 import updateRoutes from './updates.js';
 import forecastRoutes from './forecasts.js';
 import { AdminError } from './shared.js';
@@ -16,7 +20,15 @@ import { AdminError } from './shared.js';
 const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Encapsulated: this hook guards the admin routes only. It runs before the body is parsed.
   app.addHook('onRequest', async (req, reply) => {
-    const auth = checkToken(req.headers.authorization, app.config.adminToken, 'ADMIN_TOKEN');
+    const auth = decideAccess(
+      {
+        method: req.method,
+        authorization: req.headers.authorization,
+        cookie: req.headers.cookie,
+        csrf: req.headers[CSRF_HEADER],
+      },
+      { token: app.config.adminToken, sessions: app.sessions, now: app.deps.clock.now() },
+    );
     if (!auth.ok) return reply.code(auth.status).send({ error: auth.error, message: auth.message });
   });
 
@@ -42,5 +54,7 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(notifyRoutes);
   await app.register(updateRoutes);
   await app.register(forecastRoutes);
+  await app.register(statusRoutes);
+  await app.register(eventRoutes);
 };
 export default adminRoutes;

@@ -13,6 +13,7 @@ import type { DockerClient } from '../docker/client.js';
 import type { Engine } from '../engine/engine.js';
 import type { Metrics } from '../metrics.js';
 import type { TextNotifier } from '../notifiers/escalation.js';
+import type { ChangeFeed } from '../state/change-feed.js';
 import type { Store } from '../state/store.js';
 import type { UpdateChecker } from '../inputs/updates.js';
 import type { Forecaster } from '../inputs/forecasts.js';
@@ -22,6 +23,8 @@ import webhookRoutes from '../../routes/webhook.js';
 import adminRoutes from '../../routes/admin/index.js';
 import telegramRoutes from '../../routes/telegram.js';
 import { registerApiDocs } from '../../routes/admin-docs.js';
+import uiRoutes from '../../routes/ui.js';
+import { SessionStore } from './sessions.js';
 
 export interface Deps {
   readonly docker: DockerClient;
@@ -42,12 +45,18 @@ export interface Deps {
     readonly secret: string;
     receive(updates: ReadonlyArray<Update>): boolean;
   };
+  /** Writes to the durable state, as they happen (the event stream of the status page). */
+  readonly changes?: ChangeFeed;
+  /** Messages waiting in the notifier's outbox (0 without a notifier). */
+  readonly outboxDepth?: () => number;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     config: Config;
     deps: Deps;
+    /** The status page's browser sessions (in memory). */
+    sessions: SessionStore;
   }
 }
 
@@ -75,6 +84,7 @@ export async function buildApp(config: Config, deps: Deps) {
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.decorate('config', config);
   app.decorate('deps', deps);
+  app.decorate('sessions', new SessionStore());
   limitConnections(app.server, limits, deps);
 
   // An answer sent before the body was read (a 401 from an onRequest hook, a 413) closes the
@@ -120,6 +130,7 @@ export async function buildApp(config: Config, deps: Deps) {
   await app.register(webhookRoutes);
   await app.register(adminRoutes);
   await app.register(telegramRoutes);
+  await app.register(uiRoutes);
   return app;
 }
 

@@ -88,6 +88,8 @@ export interface JournalOptions {
   compactEvery?: number;
   /** The write call (fs.writeSync by default). */
   write?: WriteFn;
+  /** Told of every collection written, once the write is on disk (the change feed). */
+  onWrite?: (collection: string) => void;
 }
 
 interface Compaction {
@@ -203,6 +205,7 @@ export class Journal {
   put<T>(collection: string, key: string, value: T): void {
     this.append({ c: collection, k: key, v: value });
     this.collection<T>(collection).set(key, value);
+    if (!this.pending) this.opts.onWrite?.(collection);
   }
 
   /**
@@ -232,6 +235,8 @@ export class Journal {
       throw err;
     }
     this.wrote(pending.length);
+    const onWrite = this.opts.onWrite;
+    if (onWrite) for (const c of new Set(pending.map((p) => p.entry.c))) onWrite(c);
     return result;
   }
 
@@ -239,6 +244,7 @@ export class Journal {
     if (!this.collection(collection).has(key)) return;
     this.append({ c: collection, k: key });
     this.collection(collection).delete(key);
+    if (!this.pending) this.opts.onWrite?.(collection);
   }
 
   /** Closes the files. A background compaction is abandoned; the next open() replays around it. */

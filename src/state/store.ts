@@ -143,7 +143,7 @@ export class Store {
   constructor(
     dir: string,
     private readonly log: JournalLogger,
-    opts: Pick<JournalOptions, 'compactEvery' | 'write'> = {},
+    opts: Pick<JournalOptions, 'compactEvery' | 'write' | 'onWrite'> = {},
   ) {
     this.journal = new Journal({ dir, name: 'state', log, ...opts }).open();
     this.containers = this.journal.collection('containers');
