@@ -45,7 +45,7 @@ t.test(
     const containers = new Map<Shape, string>();
     for (const shape of shapes) {
       const c = await createTestContainer(t, {
-        labels: { 'autoheal.enable': 'true', 'com.docker.compose.project': project },
+        labels: { 'com.docker.compose.project': project },
       });
       containers.set(shape, c.name);
     }

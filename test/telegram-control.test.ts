@@ -73,7 +73,7 @@ async function escalationMessage(fake: FakeTelegram, name: string): Promise<Deli
 /** A container broken at its first start only: a restart does not cure it, fixing the cause does. */
 function brokenOnce(t: Parameters<typeof createTestContainer>[0], project: string) {
   return createTestContainer(t, {
-    labels: { 'autoheal.enable': 'true', 'com.docker.compose.project': project },
+    labels: { 'com.docker.compose.project': project },
     cmd: [
       'sh',
       '-c',
@@ -334,7 +334,7 @@ t.test('webhook mode: updates posted with the secret token; a wrong token is ref
   const fake = await startFakeTelegram(t);
   const project = uniqueName('tghook');
   const c = await createTestContainer(t, {
-    labels: { 'autoheal.enable': 'true', 'com.docker.compose.project': project },
+    labels: { 'com.docker.compose.project': project },
   });
   await waitForHealth(c.name, 'healthy');
   const secret = 'hook-secret-0123456789abcdef';

@@ -34,6 +34,8 @@ export const cleanupAction: ActionHandler = {
       // The old container of a recreate or an update, kept (with its image) until the new one is verified.
       if (isAside(c.name)) continue;
       if (!checkScope(c, scope).ok || now - c.created < minAgeMs) continue;
+      // Stopped for a moment by a restart or a stop-start under way: not a leftover.
+      if (target.inUse?.(c.name)) continue;
       try {
         const r = await ctx.docker.remove(c.id);
         if (r.removed) {
@@ -41,6 +43,15 @@ export const cleanupAction: ActionHandler = {
           reclaimed += r.reclaimedBytes;
         }
       } catch (err) {
+        // Started again since the listing (someone restarted it): it is no leftover, and the engine
+        // refused to remove it, as it should. Not an error of the cleanup.
+        if (/running container|is restarting|stop the container before/i.test((err as Error).message)) {
+          ctx.log.info(
+            { event: 'cleanup_skipped', container: c.name, reason: 'started again' },
+            `cleanup: ${c.name} is running again since it was listed; kept`,
+          );
+          continue;
+        }
         errors.push(`remove ${c.name}: ${(err as Error).message}`);
       }
     }

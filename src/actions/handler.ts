@@ -39,7 +39,12 @@ export type ActionTarget =
       /** A container's stop timeout: its autoheal.stop.timeout label, its own, or the default. */
       readonly stopTimeoutSec: (c: ContainerDetails) => number;
     }
-  | { readonly kind: 'host'; readonly scope: ScopeContext }
+  | {
+      readonly kind: 'host';
+      readonly scope: ScopeContext;
+      /** Containers another remediation is acting on now (a restart stops, then starts): left alone. */
+      readonly inUse?: ((name: string) => boolean) | undefined;
+    }
   /** A Swarm service, as the manager listed it (its version is what an update must name). */
   | { readonly kind: 'swarm_service'; readonly service: SwarmService }
   /** A Compose service as a whole: its replicas, inspected, in Compose's order (container-number 1, 2, …). */

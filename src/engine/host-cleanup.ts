@@ -47,7 +47,13 @@ export async function runHostAction(
   try {
     if (!handler) throw new Error(`no ${name} handler`);
     const cleaned = reportOf(
-      await limit(() => handler.run(io.handlerContext(signal), { kind: 'host', scope: ctx })),
+      await limit(() =>
+        handler.run(io.handlerContext(signal), {
+          kind: 'host',
+          scope: ctx,
+          inUse: (c) => busy.has(c) || deps.store.record(c)?.inFlight !== undefined,
+        }),
+      ),
     );
     const result: RemediationResult = cleaned.ok ? 'succeeded' : 'failed';
     const durationMs = deps.clock.now() - now;
