@@ -18,7 +18,7 @@ import {
   type Session,
   sessionCookie,
 } from '../src/http/sessions.js';
-import { ErrorBody } from './admin-schemas.js';
+import { ErrorBody } from '../src/http/admin-schemas.js';
 
 export const UI = '/ui';
 

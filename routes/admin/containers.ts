@@ -16,7 +16,7 @@ import {
   ResetState,
   SECURITY,
   TAGS,
-} from '../admin-schemas.js';
+} from '../../src/http/admin-schemas.js';
 import { API, adminHelpers, errors, fail, iso } from './shared.js';
 
 const MAX_PAUSE_MS = 366 * 86_400_000;

@@ -5,7 +5,7 @@
 // lines keep a quiet stream from being cut as an idle connection.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { VERSION } from '../../src/version.js';
-import { SECURITY, TAGS } from '../admin-schemas.js';
+import { SECURITY, TAGS } from '../../src/http/admin-schemas.js';
 import { API } from './shared.js';
 
 const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {

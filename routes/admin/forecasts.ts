@@ -3,7 +3,7 @@
 // preventive action it placed or took. Read only.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ForecastView } from '../../src/inputs/forecasts.js';
-import { ForecastList, type ForecastOut, SECURITY, TAGS } from '../admin-schemas.js';
+import { ForecastList, type ForecastOut, SECURITY, TAGS } from '../../src/http/admin-schemas.js';
 import { API, errors, iso } from './shared.js';
 
 export function toForecast(f: ForecastView): ForecastOut {

@@ -2,7 +2,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { parseDuration } from '../../src/core/duration.js';
 import type { Incident } from '../../src/state/store.js';
-import { IncidentList, type IncidentOut, IncidentsQuery, SECURITY, TAGS } from '../admin-schemas.js';
+import {
+  IncidentList,
+  type IncidentOut,
+  IncidentsQuery,
+  SECURITY,
+  TAGS,
+} from '../../src/http/admin-schemas.js';
 import { API, errors, fail, iso } from './shared.js';
 
 function toIncident(i: Incident): IncidentOut {

@@ -1,6 +1,6 @@
 // Free text for the humans (CI jobs use it), queued on the notifier the service was given.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { NotifyAccepted, NotifyRequest, SECURITY, TAGS } from '../admin-schemas.js';
+import { NotifyAccepted, NotifyRequest, SECURITY, TAGS } from '../../src/http/admin-schemas.js';
 import { API, adminHelpers, errors, fail } from './shared.js';
 
 const notifyRoutes: FastifyPluginAsyncTypebox = async (app) => {

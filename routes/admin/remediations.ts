@@ -8,7 +8,14 @@ import { describeTarget, selectTarget } from '../../src/core/targets.js';
 import type { ActionName, TargetSelector } from '../../src/core/types.js';
 import { lookupTargets } from '../../src/docker/client.js';
 import type { RemediationRecord } from '../../src/state/store.js';
-import { Accepted, IdParams, Remediation, RemediationRequest, SECURITY, TAGS } from '../admin-schemas.js';
+import {
+  Accepted,
+  IdParams,
+  Remediation,
+  RemediationRequest,
+  SECURITY,
+  TAGS,
+} from '../../src/http/admin-schemas.js';
 import { API, adminHelpers, errors, fail, iso, missed } from './shared.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'skipped', 'dry_run']);

@@ -7,7 +7,7 @@ import { parseContainerRef } from '../../src/core/names.js';
 import type { TargetResolution } from '../../src/core/targets.js';
 import { type ContainerDetails, InvalidReferenceError, lookupContainer } from '../../src/docker/client.js';
 import { createScrubber } from '../../src/logger.js';
-import { ErrorBody } from '../admin-schemas.js';
+import { ErrorBody } from '../../src/http/admin-schemas.js';
 
 export const API = '/api/v1';
 

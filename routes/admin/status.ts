@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { circuitIsOpen } from '../../src/core/policy.js';
 import { VERSION } from '../../src/version.js';
-import { SECURITY, TAGS } from '../admin-schemas.js';
+import { SECURITY, TAGS } from '../../src/http/admin-schemas.js';
 import { API, errors, iso } from './shared.js';
 
 const Iso = (description: string) => Type.String({ format: 'date-time', description });

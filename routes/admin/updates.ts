@@ -4,7 +4,7 @@
 // action update, like every other action.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { CheckReport } from '../../src/inputs/updates.js';
-import { SECURITY, TAGS, UpdateList, UpdateRun, UpdateRunRequest } from '../admin-schemas.js';
+import { SECURITY, TAGS, UpdateList, UpdateRun, UpdateRunRequest } from '../../src/http/admin-schemas.js';
 import { API, adminHelpers, errors, fail, iso } from './shared.js';
 
 const listOf = (r: CheckReport) => ({

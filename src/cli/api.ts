@@ -20,7 +20,7 @@ import type {
   ForecastList,
   UpdateRun,
   UpdateRunRequest,
-} from '../../routes/admin-schemas.js';
+} from '../http/admin-schemas.js';
 import { CliError, type Io } from './io.js';
 import type { Values } from './options.js';
 

@@ -1,7 +1,46 @@
 // The Swarm watcher's judgements, pure: which of a service's tasks failed since the last pass (each
 // failed task is news once), and whether Swarm itself halted the service's last update (paused it, or
 // rolled it back), which the humans hear of once per update.
-import type { SwarmService, SwarmTask } from '../docker/client.js';
+
+/** A Swarm service as the manager reports it: what the engine path, the actions and the watcher read. */
+export interface SwarmService {
+  readonly id: string;
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** The object version an update must name (optimistic concurrency). */
+  readonly version: number;
+  readonly image: string;
+  /** Replicated services: the replicas wanted; undefined for a global service. */
+  readonly replicas?: number | undefined;
+  readonly hasHealthCheck: boolean;
+  /** TaskTemplate.ForceUpdate: a restart increments it, and the tasks that carry the new value are its. */
+  readonly forceUpdate: number;
+  /** Swarm keeps the spec before the last update: a rollback goes back to it. */
+  readonly hasPreviousSpec: boolean;
+  /** UpdateStatus: updating, paused, completed, rollback_started, rollback_paused, rollback_completed. */
+  readonly updateState?: string | undefined;
+  readonly updateMessage?: string | undefined;
+  /** When the update that UpdateStatus describes started (ms); an update's identity. */
+  readonly updateStartedAt?: number | undefined;
+}
+
+/** One task of a Swarm service. */
+export interface SwarmTask {
+  readonly id: string;
+  readonly serviceId: string;
+  readonly slot?: number | undefined;
+  /** Status.State: new … running, complete, failed, rejected, shutdown, orphaned. */
+  readonly state: string;
+  readonly desiredState: string;
+  readonly message: string;
+  readonly error?: string | undefined;
+  readonly containerId?: string | undefined;
+  readonly exitCode?: number | undefined;
+  /** Status.Timestamp (ms). */
+  readonly at: number;
+  readonly image: string;
+  readonly forceUpdate: number;
+}
 
 const FAILED = new Set(['failed', 'rejected']);
 const HALTED = new Set(['paused', 'rollback_paused', 'rollback_completed']);

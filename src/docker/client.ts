@@ -3,6 +3,7 @@
 import { CONTAINER_LABELS } from '../core/labels.js';
 import { checkSelector, resolveTarget, type TargetResolution } from '../core/targets.js';
 import type { ContainerView, HealthStatus, TargetSelector } from '../core/types.js';
+import type { SwarmService, SwarmTask } from '../core/swarm-rules.js';
 
 export interface ContainerSummary extends ContainerView {
   readonly image: string;
@@ -95,45 +96,9 @@ export interface PruneFilters {
   readonly danglingOnly?: boolean;
 }
 
-/** A Swarm service as the manager reports it: what the engine path, the actions and the watcher read. */
-export interface SwarmService {
-  readonly id: string;
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  /** The object version an update must name (optimistic concurrency). */
-  readonly version: number;
-  readonly image: string;
-  /** Replicated services: the replicas wanted; undefined for a global service. */
-  readonly replicas?: number | undefined;
-  readonly hasHealthCheck: boolean;
-  /** TaskTemplate.ForceUpdate: a restart increments it, and the tasks that carry the new value are its. */
-  readonly forceUpdate: number;
-  /** Swarm keeps the spec before the last update: a rollback goes back to it. */
-  readonly hasPreviousSpec: boolean;
-  /** UpdateStatus: updating, paused, completed, rollback_started, rollback_paused, rollback_completed. */
-  readonly updateState?: string | undefined;
-  readonly updateMessage?: string | undefined;
-  /** When the update that UpdateStatus describes started (ms); an update's identity. */
-  readonly updateStartedAt?: number | undefined;
-}
-
-/** One task of a Swarm service. */
-export interface SwarmTask {
-  readonly id: string;
-  readonly serviceId: string;
-  readonly slot?: number | undefined;
-  /** Status.State: new … running, complete, failed, rejected, shutdown, orphaned. */
-  readonly state: string;
-  readonly desiredState: string;
-  readonly message: string;
-  readonly error?: string | undefined;
-  readonly containerId?: string | undefined;
-  readonly exitCode?: number | undefined;
-  /** Status.Timestamp (ms). */
-  readonly at: number;
-  readonly image: string;
-  readonly forceUpdate: number;
-}
+// A Swarm service and its tasks are core's vocabulary (the Swarm rules judge them); the client maps
+// the engine's answers into them.
+export type { SwarmService, SwarmTask } from '../core/swarm-rules.js';
 
 /** What an update of a service did: `out_of_date` when its version moved meanwhile (someone else updated it). */
 export type ServiceUpdateOutcome = 'updated' | 'gone' | 'out_of_date' | 'no_previous_spec' | 'not_replicated';

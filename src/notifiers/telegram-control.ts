@@ -9,7 +9,7 @@
 // repeat with the remediation it already started; a pause ends when the first one would have.
 import type { MessageEntity, Update } from '@grammyjs/types';
 import type { Logger } from 'pino';
-import type { ContainerStatus, IncidentOut, Remediation } from '../../routes/admin-schemas.js';
+import type { ContainerStatus, IncidentOut, Remediation } from '../http/admin-schemas.js';
 import {
   type Actor,
   appendHistory,

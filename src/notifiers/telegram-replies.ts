@@ -1,6 +1,6 @@
 // The texts the bot answers commands with: /status and /incidents, from the admin API's own answers,
 // as plain text that fits one Telegram message. Pure.
-import type { ContainerStatus, IncidentOut } from '../../routes/admin-schemas.js';
+import type { ContainerStatus, IncidentOut } from '../http/admin-schemas.js';
 import { cutPlain } from './format.js';
 
 /** Room left under Telegram's 4,096 characters for the "… and N more" line. */

@@ -1,9 +1,9 @@
 // Request and response schemas of the admin API (routes/admin/). They validate input, shape output
 // (fast-json-stringify drops fields a schema does not name) and generate the OpenAPI document.
 import { type Static, Type } from 'typebox';
-import { actionNames } from '../src/core/actions.js';
-import { TARGET_GRAMMAR } from '../src/core/targets.js';
-import { defaultActions } from '../src/actions/registry.js';
+import { actionNames } from '../core/actions.js';
+import { TARGET_GRAMMAR } from '../core/targets.js';
+import { defaultActions } from '../actions/registry.js';
 
 /** For the OpenAPI text: the actions the service has unless it was built with its own registry. */
 const ACTION_LIST = actionNames(defaultActions()).join(', ');
