@@ -366,10 +366,12 @@ t.test(
 t.test(
   'the Docker call outlives the stop timeout (autoheal.stop.timeout longer than DOCKER_TIMEOUT)',
   async (t) => {
-    const h = await testApp(t, { env: { DOCKER_TIMEOUT: '1' } });
+    // The client's own timeout (3 s) is shorter than the stop timeout (6 s), and leaves the engine
+    // 3 s for the kill and the start after it, a margin a busy machine needs.
+    const h = await testApp(t, { env: { DOCKER_TIMEOUT: '3' } });
     // PID 1 ignores TERM, so the engine waits the whole stop timeout before it kills.
     const c = await createTestContainer(t, {
-      labels: { 'autoheal.enable': 'true', 'autoheal.stop.timeout': '3' },
+      labels: { 'autoheal.enable': 'true', 'autoheal.stop.timeout': '6' },
       cmd: ['sh', '-c', "trap '' TERM; rm -f /tmp/broken; sleep 2147483 & wait; sleep 2147483"],
     });
     await waitForHealth(c.name, 'healthy');
@@ -379,10 +381,10 @@ t.test(
     await h.engine.idle();
     const line = h.audit().find((l) => l.event === 'remediation' && l.container === c.name);
     t.match(line, { result: 'succeeded' }, JSON.stringify(line));
-    t.match(String(line?.detail), /stop timeout 3s/);
+    t.match(String(line?.detail), /stop timeout 6s/);
     t.ok(
-      Number(line?.durationMs) >= 3000,
-      `waited the stop timeout (${line?.durationMs} ms), not the 1 s client timeout`,
+      Number(line?.durationMs) >= 6000,
+      `waited the stop timeout (${line?.durationMs} ms), not the 3 s client timeout`,
     );
   },
 );

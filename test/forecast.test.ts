@@ -24,8 +24,8 @@ function memory(shape: Shape, s: number): number {
       return 80 * MiB + s * MiB;
     case 'fast': // reaches it at +45 s: before the window allows
       return 65 * MiB + 3 * s * MiB;
-    case 'ineffective': // reaches it at +30 s, and a restart does not change it
-      return 80 * MiB + 4 * s * MiB;
+    case 'ineffective': // reaches it at +60 s (time for the guards on a busy machine), and a restart does not change it
+      return 80 * MiB + 2 * s * MiB;
     case 'flat': // noise around 100 MiB
       return 100 * MiB + (Math.random() - 0.5) * 10 * MiB;
     case 'spike': // flat, one scrape near the limit
@@ -121,17 +121,21 @@ t.test(
       ).forecasts;
     const name = (s: Shape) => containers.get(s) as string;
 
-    await waitFor(
-      'the steady leak restarted',
-      async () => restartsOf(name('steady')).length > 0,
-      120_000,
-      250,
-    );
-    await waitFor(
+    // On a timeout, what each forecast said: the reason a guard held it back.
+    const explained = async (what: string, until: () => boolean, timeoutMs: number) => {
+      try {
+        await waitFor(what, async () => until(), timeoutMs, 250);
+      } catch (err) {
+        for (const f of await forecasts())
+          t.comment(`  ${String(f.target)} ${f.kind} ${f.reason} ${f.detail}`);
+        throw err;
+      }
+    };
+    await explained('the steady leak restarted', () => restartsOf(name('steady')).length > 0, 120_000);
+    await explained(
       'the restart that did not help escalated',
-      async () => h.audit().some((l) => l.event === 'forecast_ineffective'),
-      60_000,
-      250,
+      () => h.audit().some((l) => l.event === 'forecast_ineffective'),
+      90_000,
     );
     // Two more runs: nothing further happens to anyone.
     const runs = h.audit().filter((l) => l.event === 'forecast_plan').length;
@@ -155,10 +159,15 @@ t.test(
     // The steady leak: restarted once, at a window start, well before the predicted failure.
     const steady = restartsOf(name('steady'));
     t.equal(steady.length, 1, 'steady: one restart');
-    t.ok(new Date(steady[0]?.at ?? 0).getSeconds() % 30 <= 3, 'steady: at a maintenance window');
-    t.match(
-      h.audit().find((l) => l.event === 'forecast_plan' && l.target === name('steady')),
-      { why: 'maintenance_window' },
+    // Placed at a window start (every 30 s), and not taken before it (the restart itself takes
+    // the container's stop timeout and more on a busy machine, so its event is not the measure).
+    const steadyPlan = h.audit().find((l) => l.event === 'forecast_plan' && l.target === name('steady'));
+    t.match(steadyPlan, { why: 'maintenance_window' });
+    const plannedAt = Date.parse(String(steadyPlan?.plannedAt));
+    t.equal(plannedAt % 30_000, 0, 'steady: planned at a maintenance window');
+    t.ok(
+      Date.parse(String(actionOf('steady')?.time)) >= plannedAt && (steady[0]?.at ?? 0) >= plannedAt,
+      'steady: taken at the window, not before',
     );
     t.ok(
       Date.parse(String(actionOf('steady')?.failureAt)) > (steady[0]?.at ?? 0),

@@ -164,6 +164,10 @@ export function prometheusHttp(
 const byOf = (expr: string) => (expr.includes('mountpoint') ? 'mountpoint' : 'name');
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** A preventive action whose effect is not known yet (kept for at most an hour while its target is away). */
+const awaitingResult = (s: TargetState, now: number): boolean =>
+  s.acted !== undefined && s.acted.helped === undefined && now - s.acted.at < 3_600_000;
+
 export class Forecaster {
   private readonly states = new Map<string, TargetState>();
   private readonly prometheus: PrometheusApi;
@@ -267,13 +271,16 @@ export class Forecaster {
         this.states.set(key, s);
         this.gauge(f);
       }
-      // Targets gone (removed, out of scope, no longer scraped).
+      // Targets gone (removed, out of scope, no longer scraped). One whose preventive action is still
+      // to be judged is kept: it is missing from the listing while its own restart runs, and its
+      // forecast state (the action taken, the memory before it) must outlive that moment.
       for (const [key, s] of [...this.states]) {
-        if (seen.has(key)) continue;
+        if (seen.has(key) || awaitingResult(s, now)) continue;
         if (s.last) this.clearGauge(s.last);
         this.states.delete(key);
       }
-      for (const [key, s] of this.states) await this.decide(key, s, now);
+      // Only targets forecast in this run are decided: an absent one's last forecast is stale.
+      for (const [key, s] of this.states) if (seen.has(key)) await this.decide(key, s, now);
     } catch (err) {
       this.d.metrics.forecastRuns.inc({ result: 'failed' });
       this.d.log.warn(
