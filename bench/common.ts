@@ -1,7 +1,7 @@
-// What the webhook and state-growth benchmarks share: the webhook token of the service they build, a
-// Docker stub that knows no containers (every alert runs the decision path in full and is decided
-// `target_not_found`; remediation I/O is not what they measure), and the body Alertmanager posts for a
-// group of firing alerts.
+// What the benchmarks share: the webhook token of the service they build, a Docker stub that knows no
+// containers (every alert runs the decision path in full and is decided `target_not_found`; remediation
+// I/O is not what the webhook and state-growth benchmarks measure), the body Alertmanager posts for a
+// group of firing alerts, a median, and a wait on a condition the engine's event stream fills in.
 import type { DockerClient } from '../src/docker/client.js';
 
 export const BENCH_TOKEN = 'bench-token-0123456789abcdef';
@@ -79,4 +79,27 @@ export function alertGroupPayload(seq: number, group: AlertGroup) {
       };
     }),
   };
+}
+
+/** The median of the figures (the mean of the middle two for an even count). */
+export const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+/** Polls `fn` every `pollMs` until it gives a value; throws naming `what` after `timeoutMs`. */
+export async function waitUntil<T>(
+  what: string,
+  fn: () => T | undefined,
+  timeoutMs = 60_000,
+  pollMs = 20,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
 }

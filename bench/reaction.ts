@@ -21,6 +21,7 @@ import { createMetrics } from '../src/metrics.js';
 import { buildService } from '../src/service.js';
 import { ensureTestImage, TEST_IMAGE } from '../test/fixtures/docker.js';
 import { TEST_LABEL } from '../test/fixtures/labels.js';
+import { median } from './common.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
 const BURST = 10;
@@ -43,11 +44,6 @@ const labels = {
   [CONTAINER_LABELS.composeService]: 'bench',
 };
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const max = (xs: number[]) => Math.max(...xs);
 const f = (ms: number) => `${ms.toFixed(1)} ms`;
 

@@ -19,7 +19,7 @@ import { buildService } from '../src/service.js';
 import { amPayload } from '../test/fixtures/app.js';
 import { ensureTestImage, followEngineEvents, TEST_IMAGE } from '../test/fixtures/docker.js';
 import { TEST_LABEL } from '../test/fixtures/labels.js';
-import { BENCH_TOKEN } from './common.js';
+import { BENCH_TOKEN, median, waitUntil } from './common.js';
 
 const run = promisify(execFile);
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 5);
@@ -27,11 +27,6 @@ const DOCKER_HOST = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
 const raw = new Docker({ socketPath: new URL(DOCKER_HOST).pathname });
 const project = `ahbenchscale${process.pid}`;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const ms = (x: number) => `${Math.round(x)} ms`;
 
 /** `health_status: healthy` events of the project's containers: the first of a name after a time (ms). */
@@ -42,16 +37,6 @@ async function healthyEvents(t: { teardown(fn: () => unknown): void }) {
   });
   return (name: string, after: number) =>
     seen.find((e) => e.action === 'health_status: healthy' && e.name === name && e.at >= after)?.at;
-}
-
-async function waitUntil<T>(what: string, fn: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function main(): Promise<void> {

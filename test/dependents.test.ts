@@ -5,14 +5,19 @@
 import { readlinkSync } from 'node:fs';
 import type Docker from 'dockerode';
 import t, { type Test } from 'tap';
+import { asideName } from '../src/core/names.js';
 import { adminApp, adminAuth } from './fixtures/admin-app.js';
 import {
   createTestContainer,
+  describeTimeline,
   docker,
   ensureTestImage,
   exec,
+  followEngineEvents,
+  type SeenEvent,
   TEST_IMAGE,
   uniqueName,
+  waitFor,
   waitForHealth,
 } from './fixtures/docker.js';
 import { TEST_LABEL } from './fixtures/labels.js';
@@ -68,17 +73,43 @@ async function sharesNamespace(t: Test, clientName: string, parentName: string) 
   t.pass('a command inside it succeeds');
 }
 
+/** The test's containers' engine events from now on (health-check execs aside), for its comment. */
+const followTest = (t: Test) => followEngineEvents(t, { label: [`${TEST_LABEL}=true`] });
+
+/**
+ * Prints (never asserts) the engine's account of the chain: each event of the named containers, by
+ * role and a short id (a re-created container is another id), relative to the first. Waits, briefly,
+ * for the last container's return to healthy to have arrived on the stream.
+ */
+async function printTimeline(t: Test, seen: SeenEvent[], roles: Record<string, string>, last: string) {
+  await waitFor(
+    `${last} healthy on the event stream`,
+    async () => {
+      const i = seen.findLastIndex((e) => e.name === last && e.action === 'start');
+      return seen.slice(i + 1).some((e) => e.name === last && e.action === 'health_status: healthy');
+    },
+    5000,
+  ).catch(() => undefined);
+  const who = (e: SeenEvent) => {
+    const role = roles[e.name];
+    return role && `${role}[${e.id.slice(0, 6)}]`;
+  };
+  t.comment(`engine events: ${describeTimeline(seen, who)}`);
+}
+
 t.test('vpn restarted: the client in its namespace is restarted into the new namespace', async (t) => {
   const a = await adminApp(t);
   const vpn = await createTestContainer(t, { labels: WATCHED });
   await waitForHealth(vpn.name, 'healthy');
   const cl = await client(t, vpn.name);
   const before = (await inspect(cl)).State.StartedAt;
+  const seen = await followTest(t);
   const done = await a.settled(await request(a, { target: vpn.name, action: 'restart' }));
   t.equal(done.state, 'succeeded');
   t.match(done.detail, new RegExp(`dependents: ${cl} restart succeeded`));
   t.not((await inspect(cl)).State.StartedAt, before, 'the client was started again');
   await sharesNamespace(t, cl, vpn.name);
+  await printTimeline(t, seen, { [vpn.name]: 'vpn', [cl]: 'client' }, cl);
   t.ok(
     a.audit().some((l) => l.event === 'dependent' && l.container === cl && l.result === 'succeeded'),
     'an audit line for the dependent',
@@ -91,11 +122,18 @@ t.test('vpn re-created: the client is re-created against the new vpn', async (t)
   await waitForHealth(vpn.name, 'healthy');
   const cl = await client(t, vpn.name);
   const oldClient = (await inspect(cl)).Id;
+  const seen = await followTest(t);
   const done = await a.settled(await request(a, { target: vpn.name, action: 'recreate' }));
   t.equal(done.state, 'succeeded', String(done.detail));
   t.not((await inspect(vpn.name)).Id, vpn.id, 'the vpn is a new container');
   t.not((await inspect(cl)).Id, oldClient, 'so is the client');
   await sharesNamespace(t, cl, vpn.name);
+  await printTimeline(
+    t,
+    seen,
+    { [vpn.name]: 'vpn', [asideName(vpn.name)]: 'vpn', [cl]: 'client', [asideName(cl)]: 'client' },
+    cl,
+  );
 });
 
 t.test('depends_on with restart: true restarts the dependent; a protected one is left alone', async (t) => {
@@ -127,7 +165,9 @@ t.test('depends_on with restart: true restarts the dependent; a protected one is
     vault: await started(vault.name),
     cron: await started(cron.name),
   };
-  const since = Math.floor(Date.now() / 1000) - 1;
+  // Followed live: a `since` query replays only the engine's last 256 events, which other tests' health
+  // checks push out within seconds on a busy machine.
+  const seen = await followTest(t);
   const done = await a.settled(await request(a, { target: db.name, action: 'restart' }));
   t.equal(done.state, 'succeeded', String(done.detail));
   t.not(await started(app.name), before.app, 'app was restarted');
@@ -139,26 +179,10 @@ t.test('depends_on with restart: true restarts the dependent; a protected one is
   );
 
   // The engine's own events: db healthy again before app is stopped.
-  const events = await docker.getEvents({ since, until: Math.ceil(Date.now() / 1000) + 1 });
-  const lines = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    events.on('data', (d: Buffer) => {
-      text += d.toString();
-    });
-    events.on('end', () => resolve(text));
-    events.on('error', reject);
-  });
-  const order = lines
-    .split('\n')
-    .filter(Boolean)
-    .map(
-      (l) =>
-        JSON.parse(l) as { Action: string; Actor: { Attributes: Record<string, string> }; timeNano: number },
-    )
-    .filter(
-      (e) => [db.name, app.name].includes(e.Actor.Attributes.name ?? '') && !e.Action.startsWith('exec_'),
-    )
-    .map((e) => `${e.Actor.Attributes.name === db.name ? 'db' : 'app'} ${e.Action}`);
+  await printTimeline(t, seen, { [db.name]: 'db', [app.name]: 'app' }, app.name);
+  const order = seen
+    .filter((e) => [db.name, app.name].includes(e.name) && !e.action.startsWith('exec_'))
+    .map((e) => `${e.name === db.name ? 'db' : 'app'} ${e.action}`);
   const dbHealthy = order.lastIndexOf('db health_status: healthy');
   const appKill = order.indexOf('app kill');
   t.ok(dbHealthy >= 0 && appKill > dbHealthy, `db healthy before app is stopped: ${order.join(', ')}`);

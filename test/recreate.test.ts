@@ -11,9 +11,13 @@ import { ADMIN_TOKEN, RecordingSink, testApp } from './fixtures/app.js';
 import {
   byName,
   createTestContainer,
+  describeTimeline,
   docker,
   ensureTestImage,
   exec,
+  followEngineEvents,
+  type Mark,
+  type SeenEvent,
   TEST_IMAGE,
   uniqueName,
   waitFor,
@@ -145,6 +149,28 @@ async function recreateThrough(t: Test, h: App, name: string, reason?: string) {
   return h.settled(String(JSON.parse(res.body).id), 40_000);
 }
 
+/** The test's containers' engine events from now on, for its comment. */
+const followTest = (t: Test) => followEngineEvents(t, { label: [`${TEST_LABEL}=true`] });
+
+/**
+ * Prints (never asserts) the engine's account of one recreate: the events of the original (by its id)
+ * and of whatever else held its name or its aside name (the replacement), relative to the first, with
+ * the test's own marks among them.
+ */
+function printTimeline(t: Test, seen: SeenEvent[], c: { name: string; id: string }, marks: Mark[] = []) {
+  const who = (e: SeenEvent) =>
+    e.id === c.id
+      ? 'original'
+      : [c.name, asideName(c.name)].includes(e.name)
+        ? `replacement[${e.id.slice(0, 6)}]`
+        : undefined;
+  t.comment(`engine events: ${describeTimeline(seen, who, marks)}`);
+}
+
+/** When each escalation about the container was raised, as marks for the timeline. */
+const escalationMarks = (sink: RecordingSink, name: string): Mark[] =>
+  sink.raised.filter((e) => e.container === name).map((e) => ({ at: e.at, what: `escalation ${e.kind}` }));
+
 /** The original container has its name again and runs, and nothing waits aside. */
 async function originalIsBack(t: Test, c: { name: string; id: string }): Promise<void> {
   const now = await byName(c.name);
@@ -242,12 +268,15 @@ t.test(
     const h = await testApp(t, { escalations: sink, env: { VERIFY_TIMEOUT: '30' } });
     const dir = stateDir(t);
     const c = await createRich(t, { dir, replacement: 'broken' });
+    const seen = await followTest(t);
+    const asked = Date.now();
 
     const done = await recreateThrough(t, h, c.name);
     t.equal(done.state, 'failed', JSON.stringify(done));
 
     await originalIsBack(t, c);
     await waitForHealth(c.name, 'healthy');
+    printTimeline(t, seen, c, [{ at: asked, what: 'recreate asked' }, ...escalationMarks(sink, c.name)]);
     const containers = await docker.listContainers({ all: true, filters: { label: [TEST_LABEL] } });
     t.equal(
       containers.filter(
@@ -279,10 +308,13 @@ t.test('a replacement that cannot be created (its image tag is gone): the origin
   const c = await createRich(t, { dir, replacement: 'healthy', image: tag });
   // The container keeps its image by id; only the tag its definition names is gone.
   await docker.getImage(tag).remove();
+  const seen = await followTest(t);
+  const asked = Date.now();
 
   const done = await recreateThrough(t, h, c.name);
   t.equal(done.state, 'failed', JSON.stringify(done));
   await originalIsBack(t, c);
+  printTimeline(t, seen, c, [{ at: asked, what: 'recreate asked' }, ...escalationMarks(sink, c.name)]);
   t.match(String(done.detail), /no such image/);
   t.equal(sink.raised.filter((e) => e.container === c.name).length, 1, 'one escalation');
 });
@@ -337,6 +369,8 @@ async function killDuringVerification(t: Teardown, env: Record<string, string>) 
   const dir = stateDir(t);
   const first = await startService(t, env);
   const c = await createRich(t, { dir, replacement: 'waits', startPeriodMs: 120_000 });
+  const seen = await followEngineEvents(t, { label: [`${TEST_LABEL}=true`] });
+  const marks: Mark[] = [{ at: Date.now(), what: 'recreate asked' }];
   const res = await fetch(`${first.url}/api/v1/remediations`, {
     method: 'POST',
     headers: admin,
@@ -350,29 +384,41 @@ async function killDuringVerification(t: Teardown, env: Record<string, string>) 
     return aside && now && now.Id !== c.id && now.State.Running ? now.Id : undefined;
   });
   await first.kill('SIGKILL');
-  return { dir, c, id, first, replacement };
+  marks.push({ at: Date.now(), what: 'service killed (-9)' });
+  return { dir, c, id, first, replacement, seen, marks };
 }
+
+/** The audit line's own time as a mark. */
+const auditMark = (line: Record<string, unknown>, what: string): Mark => ({
+  at: Date.parse(String(line.time)),
+  what,
+});
 
 t.test('kill -9 while the replacement is verified: on start-up the recreate is completed', async (t) => {
   const env = { VERIFY_TIMEOUT: '60', WATCHER_HEAL: 'false' };
-  const { dir, c, id, first, replacement } = await killDuringVerification(t, env);
+  const { dir, c, id, first, replacement, seen, marks } = await killDuringVerification(t, env);
   writeFileSync(join(dir, 'go'), '');
+  marks.push({ at: Date.now(), what: 'replacement let become healthy' });
   const second = await startService(t, env, first.dir);
+  marks.push({ at: Date.now(), what: 'service started again' });
   const result = await resultIn(second, id);
   t.equal(result.result, 'succeeded', JSON.stringify(result));
   t.equal((await byName(c.name))?.Id, replacement, 'the replacement has the name');
   t.notOk(await byName(asideName(c.name)), 'the old container was removed');
+  printTimeline(t, seen, c, [...marks, auditMark(result, `result ${result.result}`)]);
   await second.kill('SIGTERM');
 });
 
 t.test('kill -9 while the replacement is verified: on start-up a failing one is rolled back', async (t) => {
   const env = { VERIFY_TIMEOUT: '60', WATCHER_HEAL: 'false' };
-  const { c, id, first, replacement } = await killDuringVerification(t, env);
+  const { c, id, first, replacement, seen, marks } = await killDuringVerification(t, env);
   // Never healthy: the restarted service's verification times out and puts the old one back.
   const second = await startService(t, { ...env, VERIFY_TIMEOUT: '3' }, first.dir);
+  marks.push({ at: Date.now(), what: 'service started again' });
   const result = await resultIn(second, id);
   t.not(result.result, 'succeeded', JSON.stringify(result));
   await originalIsBack(t, c);
+  printTimeline(t, seen, c, [...marks, auditMark(result, `result ${result.result}`)]);
   t.notOk(
     await docker
       .getContainer(replacement)
