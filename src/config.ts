@@ -105,7 +105,8 @@ export const EnvSchema = Type.Object({
     minimum: 1,
     maximum: 256,
     default: 16,
-    description: 'Containers healed at the same time',
+    description:
+      "Engine actions at the same time; a restart's stop signal never waits for a slot, only its start does",
   }),
   CIRCUIT_MAX_ACTIONS: Type.Integer({
     minimum: 1,

@@ -15,7 +15,23 @@ export interface ActionContext {
   readonly log: Logger;
   readonly now: () => number;
   readonly params: Readonly<Record<string, string>>;
+  /**
+   * The bound on costly engine work (MAX_PARALLEL), handed to an action that `boundsItself`; the
+   * engine runs every other action inside it. Absent: nothing is bounded (unit tests).
+   */
+  readonly bound?: Bound | undefined;
 }
+
+/** A bound on work running at once: run inside it, or ask whether work given now would wait. */
+export interface Bound {
+  <T>(work: () => Promise<T>): Promise<T>;
+  /** True when work handed to it now starts at once (a slot is free and nothing queues). */
+  readonly free: () => boolean;
+}
+
+/** Runs `work` inside the context's bound, or at once where there is none. */
+export const withinBound = <T>(ctx: ActionContext, work: () => Promise<T>): Promise<T> =>
+  ctx.bound ? ctx.bound(work) : work();
 
 /** A container of a Compose project the policy keeps an action off, and why (reported, untouched). */
 export interface Untouched {
@@ -125,6 +141,12 @@ export interface ActionHandler extends ActionSpec {
   /** The kinds of target it acts on: the engine runs it on no other (see accepts()). */
   readonly targets: ReadonlyArray<TargetKind>;
   run(ctx: ActionContext, target: ActionTarget): Promise<ActionOutcome>;
+  /**
+   * The action puts only its costly part inside `ctx.bound` (a restart's start, not its stop signal,
+   * which costs the host nothing and must not wait behind other containers' stop timeouts). Without
+   * it, the engine runs the whole action inside the bound.
+   */
+  readonly boundsItself?: boolean | undefined;
   /**
    * After a crash of the service during this action on the container `name`: finishes or rolls back
    * what it finds (recreate: an old container renamed aside) and says what to verify. Without it, the

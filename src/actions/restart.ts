@@ -1,7 +1,17 @@
-// restart: for a container, one engine call that stops (honouring the stop timeout) and starts it; for a
-// Swarm service, a force update (TaskTemplate.ForceUpdate incremented at the service's current version),
-// which Swarm carries out task by task under the service's own update policy.
-import { type ActionHandler, type ActionOutcome, type ActionTarget, wrongKind } from './handler.js';
+// restart: for a container, one engine call that stops (honouring the stop timeout) and starts it, when
+// a slot of MAX_PARALLEL is free; in a burst, when every slot is taken, the stop goes out at once (the
+// signal costs nothing, and the engine waits the stop timeout) and only the start waits for a slot, so
+// no container's stop signal waits behind other containers' stop timeouts. For a Swarm service, a force
+// update (TaskTemplate.ForceUpdate incremented at the service's current version), which Swarm carries
+// out task by task under the service's own update policy.
+import {
+  type ActionHandler,
+  type ActionOutcome,
+  type ActionTarget,
+  withinBound,
+  wrongKind,
+} from './handler.js';
+import { startIfStopped, stopOrKill } from './stop-start.js';
 
 /** What a refused service update says: the target moved, vanished, or has nothing to go back to. */
 export function serviceRefusal(name: string, outcome: string): ActionOutcome {
@@ -31,13 +41,27 @@ async function forceUpdate(
 export const restartAction: ActionHandler = {
   name: 'restart',
   targets: ['container', 'swarm_service'],
+  boundsItself: true,
   async run(ctx, target) {
-    if (target.kind === 'swarm_service') return forceUpdate(ctx, target);
+    if (target.kind === 'swarm_service') return withinBound(ctx, () => forceUpdate(ctx, target));
     if (target.kind !== 'container') return wrongKind('restart', target);
     const { container, stopTimeoutSec } = target;
     const startedAt = ctx.now();
-    const outcome = await ctx.docker.restart(container.id, stopTimeoutSec);
-    if (outcome === 'gone') return { ok: false, detail: 'container no longer exists' };
-    return { ok: true, detail: `restarted (stop timeout ${stopTimeoutSec}s)`, startedAfter: startedAt };
+    if (!ctx.bound || ctx.bound.free()) {
+      const outcome = await withinBound(ctx, () => ctx.docker.restart(container.id, stopTimeoutSec));
+      if (outcome === 'gone') return { ok: false, detail: 'container no longer exists' };
+      return { ok: true, detail: `restarted (stop timeout ${stopTimeoutSec}s)`, startedAfter: startedAt };
+    }
+    // Every slot is taken: stop now, start when a slot is free.
+    const stopped = await stopOrKill(ctx, container, stopTimeoutSec);
+    if (stopped === 'gone') return { ok: false, detail: 'container no longer exists' };
+    const started = await withinBound(ctx, () => ctx.docker.start(container.id));
+    if (started === 'gone') return { ok: false, detail: 'container disappeared before start' };
+    return {
+      ok: true,
+      detail: `restarted (stop timeout ${stopTimeoutSec}s; stopped at once, started when MAX_PARALLEL allowed)`,
+      startedAfter: startedAt,
+    };
   },
+  resume: startIfStopped,
 };

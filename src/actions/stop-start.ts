@@ -1,25 +1,53 @@
-// stop_start: stop (already stopped counts), kill when the stop itself hangs, then start.
-import { type ActionHandler, wrongKind } from './handler.js';
+// stop_start: stop (already stopped counts), kill when the stop itself hangs, then start. The stop goes
+// out at once, whatever else runs: the engine sends the stop signal and waits the stop timeout, which
+// costs the host nothing; only the start, the costly part, waits for a slot of MAX_PARALLEL.
+import type { ContainerDetails } from '../docker/client.js';
+import {
+  type ActionContext,
+  type ActionHandler,
+  type ResumeOutcome,
+  withinBound,
+  wrongKind,
+} from './handler.js';
+
+/** Stops the container with its stop timeout, killing it when the stop itself does not finish. */
+export async function stopOrKill(
+  ctx: ActionContext,
+  container: ContainerDetails,
+  stopTimeoutSec: number,
+): Promise<'stopped' | 'already_stopped' | 'killed' | 'gone'> {
+  try {
+    return await ctx.docker.stop(container.id, stopTimeoutSec);
+  } catch (err) {
+    // The engine did not finish the stop in time: the container is stuck, so kill it.
+    ctx.log.warn({ container: container.name, err }, 'stop did not finish; killing the container');
+    const killed = await ctx.docker.kill(container.id);
+    return killed === 'gone' ? 'gone' : 'killed';
+  }
+}
+
+/**
+ * After a crash of the service between the stop and the start: a container of that name still
+ * stopped is started (the action finished, not begun again); one running is verified as it is.
+ */
+export async function startIfStopped(ctx: ActionContext, name: string): Promise<ResumeOutcome> {
+  const c = await ctx.docker.inspect(name);
+  if (!c || !['exited', 'created'].includes(c.state)) return { detail: 'found it as the engine left it' };
+  const started = await withinBound(ctx, () => ctx.docker.start(c.id));
+  return { detail: started === 'gone' ? 'gone before its start' : 'found it stopped, started it' };
+}
 
 export const stopStartAction: ActionHandler = {
   name: 'stop_start',
   targets: ['container'],
+  boundsItself: true,
   async run(ctx, target) {
     if (target.kind !== 'container') return wrongKind('stop_start', target);
     const { container, stopTimeoutSec } = target;
     const startedAt = ctx.now();
-    let stopped: string;
-    try {
-      stopped = await ctx.docker.stop(container.id, stopTimeoutSec);
-    } catch (err) {
-      // The engine did not finish the stop in time: the container is stuck, so kill it.
-      ctx.log.warn({ container: container.name, err }, 'stop did not finish; killing the container');
-      const killed = await ctx.docker.kill(container.id);
-      if (killed === 'gone') return { ok: false, detail: 'container no longer exists' };
-      stopped = 'killed';
-    }
+    const stopped = await stopOrKill(ctx, container, stopTimeoutSec);
     if (stopped === 'gone') return { ok: false, detail: 'container no longer exists' };
-    const started = await ctx.docker.start(container.id);
+    const started = await withinBound(ctx, () => ctx.docker.start(container.id));
     if (started === 'gone') return { ok: false, detail: 'container disappeared before start' };
     return {
       ok: true,
@@ -27,4 +55,5 @@ export const stopStartAction: ActionHandler = {
       startedAfter: startedAt,
     };
   },
+  resume: startIfStopped,
 };

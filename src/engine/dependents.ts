@@ -11,7 +11,7 @@ import { type DependentStep, planDependents } from '../core/dependents.js';
 import { mayTouch } from '../core/policy.js';
 import { emptyRecord, type RemediationResult, type Signal } from '../core/types.js';
 import type { ContainerDetails, ContainerSummary } from '../docker/client.js';
-import type { EngineIo } from './deps.js';
+import { type EngineIo, runBounded } from './deps.js';
 
 export interface ChainOutcome {
   /** One clause per dependent: "client recreate succeeded (network namespace)". */
@@ -116,7 +116,9 @@ async function healOne(
   let detail: string;
   try {
     const params: Record<string, string> = step.networkMode ? { networkMode: step.networkMode } : {};
-    const outcome = await handler.run(
+    const outcome = await runBounded(
+      io,
+      handler,
       { ...io.handlerContext(signal), params },
       {
         kind: 'container',

@@ -2,7 +2,13 @@
 // (src/service.ts), so tests and benchmarks can pass their own; and what its stages share.
 import type { Logger } from 'pino';
 import type { LimitFunction } from 'p-limit';
-import type { ActionContext, ActionRegistry } from '../actions/handler.js';
+import type {
+  ActionContext,
+  ActionHandler,
+  ActionOutcome,
+  ActionRegistry,
+  ActionTarget,
+} from '../actions/handler.js';
 import type { Config } from '../config.js';
 import type { Clock } from '../core/clock.js';
 import type { PolicyContext } from '../core/policy.js';
@@ -52,4 +58,17 @@ export interface EngineIo {
   /** Counts an automatic action in the circuit breaker's window (and opens it past the limit). */
   countForCircuit(now: number): void;
   handlerContext(signal: Signal): ActionContext;
+}
+
+/**
+ * Runs an action within MAX_PARALLEL: the whole of it, or, for one that `boundsItself`, only the part
+ * it puts inside its context's bound (a restart's start; its stop signal goes out at once).
+ */
+export function runBounded(
+  io: EngineIo,
+  handler: ActionHandler,
+  ctx: ActionContext,
+  target: ActionTarget,
+): Promise<ActionOutcome> {
+  return handler.boundsItself ? handler.run(ctx, target) : io.limit(() => handler.run(ctx, target));
 }

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import pLimit from 'p-limit';
+import type { ActionContext, Bound } from '../actions/handler.js';
 import { hostOnly, NO_ACTION } from '../core/actions.js';
 import type { EscalationKind } from '../core/escalation.js';
 import { deferDelayMs, isTransientError, MAX_TRIES_OF_A_FAULTY_SIGNAL } from '../core/pending.js';
@@ -48,6 +49,8 @@ export interface IngestResult {
 export class Engine {
   private readonly busy = new Set<string>();
   private readonly limit: ReturnType<typeof pLimit>;
+  /** MAX_PARALLEL as the actions see it: run inside it, or ask whether a slot is free. */
+  private readonly bound: Bound;
   private readonly retries: RetryTimers;
   private readonly running = new Set<Promise<unknown>>();
   /** Not readonly: SELF_CONTAINER_ID given as a name is replaced by the container's full id at start. */
@@ -67,6 +70,10 @@ export class Engine {
   constructor(private readonly deps: EngineDeps) {
     const c = deps.config;
     this.limit = pLimit(c.maxParallel);
+    // Queued work counts as taken: p-limit queues synchronously and starts work a microtask later.
+    this.bound = Object.assign(<T>(work: () => Promise<T>) => this.limit(work), {
+      free: () => this.limit.activeCount + this.limit.pendingCount < this.limit.concurrency,
+    });
     this.retries = new RetryTimers(
       deps,
       (signal) => this.ingest([signal]),
@@ -496,13 +503,14 @@ export class Engine {
 
   // Helpers ------------------------------------------------------------------------------------------
 
-  private handlerContext(signal: Signal) {
+  private handlerContext(signal: Signal): ActionContext {
     return {
       docker: this.deps.docker,
       config: this.deps.config,
       log: this.deps.log,
       now: () => this.deps.clock.now(),
       params: signal.params,
+      bound: this.bound,
     };
   }
 

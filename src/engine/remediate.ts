@@ -29,7 +29,7 @@ import {
 } from '../core/types.js';
 import { type ContainerDetails, isDetails } from '../docker/client.js';
 import type { Incident, RemediationState } from '../state/store.js';
-import type { EngineDeps, EngineIo } from './deps.js';
+import { type EngineDeps, type EngineIo, runBounded } from './deps.js';
 import { healDependents } from './dependents.js';
 
 /** What an action's result was, as recorded: the result step's input. */
@@ -122,7 +122,9 @@ export class ContainerPath {
     }
     this.io.busy.add(c.name);
     try {
-      const result = await this.io.limit(() => this.act(signal, action, c, decision, how));
+      // The intent is recorded at once; MAX_PARALLEL bounds the engine work inside (runBounded), not
+      // the wait for a verdict.
+      const result = await this.act(signal, action, c, decision, how);
       return { summary: `${c.name}: ${action} ${result}`, result, decision };
     } finally {
       this.io.busy.delete(c.name);
@@ -336,11 +338,12 @@ export class ContainerPath {
       // A target that is not a container (a Swarm service) is run and verified its own way.
       const details = how ? undefined : isDetails(view) ? view : await docker.inspect(view.id);
       if (how) {
-        ({ result, detail, lastHealthOutput } = await how.run(handler, this.io.handlerContext(signal)));
+        const ctx = this.io.handlerContext(signal);
+        ({ result, detail, lastHealthOutput } = await this.io.limit(() => how.run(handler, ctx)));
       } else if (!details) {
         detail = 'container no longer exists';
       } else {
-        const outcome = await handler.run(this.io.handlerContext(signal), {
+        const outcome = await runBounded(this.io, handler, this.io.handlerContext(signal), {
           kind: 'container',
           container: details,
           stopTimeoutSec: stopTimeoutOf(details, this.deps.config.defaultStopTimeoutSec),
