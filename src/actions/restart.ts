@@ -11,7 +11,7 @@ import {
   withinBound,
   wrongKind,
 } from './handler.js';
-import { startIfStopped, stopOrKill } from './stop-start.js';
+import { startIfStopped, stopThenStart } from './stop-start.js';
 
 /** What a refused service update says: the target moved, vanished, or has nothing to go back to. */
 export function serviceRefusal(name: string, outcome: string): ActionOutcome {
@@ -53,15 +53,12 @@ export const restartAction: ActionHandler = {
       return { ok: true, detail: `restarted (stop timeout ${stopTimeoutSec}s)`, startedAfter: startedAt };
     }
     // Every slot is taken: stop now, start when a slot is free.
-    const stopped = await stopOrKill(ctx, container, stopTimeoutSec);
-    if (stopped === 'gone') return { ok: false, detail: 'container no longer exists' };
-    const started = await withinBound(ctx, () => ctx.docker.start(container.id));
-    if (started === 'gone') return { ok: false, detail: 'container disappeared before start' };
-    return {
-      ok: true,
-      detail: `restarted (stop timeout ${stopTimeoutSec}s; stopped at once, started when MAX_PARALLEL allowed)`,
-      startedAfter: startedAt,
-    };
+    return stopThenStart(
+      ctx,
+      container,
+      stopTimeoutSec,
+      () => `restarted (stop timeout ${stopTimeoutSec}s; stopped at once, started when MAX_PARALLEL allowed)`,
+    );
   },
   resume: startIfStopped,
 };

@@ -5,6 +5,7 @@ import type { ContainerDetails } from '../docker/client.js';
 import {
   type ActionContext,
   type ActionHandler,
+  type ActionOutcome,
   type ResumeOutcome,
   withinBound,
   wrongKind,
@@ -37,23 +38,36 @@ export async function startIfStopped(ctx: ActionContext, name: string): Promise<
   return { detail: started === 'gone' ? 'gone before its start' : 'found it stopped, started it' };
 }
 
+/**
+ * Stops the container at once (no slot needed), then starts it inside the bound. `describe` words
+ * the success from what the stop and the start found.
+ */
+export async function stopThenStart(
+  ctx: ActionContext,
+  container: ContainerDetails,
+  stopTimeoutSec: number,
+  describe: (stopped: string, started: string) => string,
+): Promise<ActionOutcome> {
+  const startedAt = ctx.now();
+  const stopped = await stopOrKill(ctx, container, stopTimeoutSec);
+  if (stopped === 'gone') return { ok: false, detail: 'container no longer exists' };
+  const started = await withinBound(ctx, () => ctx.docker.start(container.id));
+  if (started === 'gone') return { ok: false, detail: 'container disappeared before start' };
+  return { ok: true, detail: describe(stopped, started), startedAfter: startedAt };
+}
+
 export const stopStartAction: ActionHandler = {
   name: 'stop_start',
   targets: ['container'],
   boundsItself: true,
   async run(ctx, target) {
     if (target.kind !== 'container') return wrongKind('stop_start', target);
-    const { container, stopTimeoutSec } = target;
-    const startedAt = ctx.now();
-    const stopped = await stopOrKill(ctx, container, stopTimeoutSec);
-    if (stopped === 'gone') return { ok: false, detail: 'container no longer exists' };
-    const started = await withinBound(ctx, () => ctx.docker.start(container.id));
-    if (started === 'gone') return { ok: false, detail: 'container disappeared before start' };
-    return {
-      ok: true,
-      detail: `${stopped.replace('_', ' ')}, then ${started.replace('_', ' ')}`,
-      startedAfter: startedAt,
-    };
+    return stopThenStart(
+      ctx,
+      target.container,
+      target.stopTimeoutSec,
+      (stopped, started) => `${stopped.replace('_', ' ')}, then ${started.replace('_', ' ')}`,
+    );
   },
   resume: startIfStopped,
 };

@@ -4,8 +4,7 @@
 // starts run together.
 import t from 'tap';
 import type { StartOutcome, StopOutcome } from '../../src/docker/client.js';
-import type { Signal } from '../../src/core/types.js';
-import { fakeEngine, WatchedDocker } from '../fixtures/fake-engine.js';
+import { fakeEngine, manual, WatchedDocker } from '../fixtures/fake-engine.js';
 
 /** Stops wait on a gate (the stop timeout); restarts and starts are the bounded work, counted. */
 class SlowStops extends WatchedDocker {
@@ -54,20 +53,7 @@ class SlowStops extends WatchedDocker {
   }
 }
 
-const manualRestart = (name: string): Omit<Signal, 'remediationId'> => ({
-  id: `burst-${name}`,
-  source: 'manual',
-  status: 'firing',
-  receivedAt: Date.now(),
-  condition: 'requested',
-  target: { kind: 'container', name },
-  action: 'restart',
-  params: {},
-  labels: {},
-  annotations: {},
-  requestedBy: 'test',
-  force: true,
-});
+const manualRestart = (name: string) => manual(name, { id: `burst-${name}`, force: true });
 
 t.test('six restarts with two slots: every stop at once, two costly steps at a time', async (t) => {
   const docker = new SlowStops();
