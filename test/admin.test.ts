@@ -12,6 +12,7 @@ t.test('authentication: missing, wrong and webhook tokens get 401 on every endpo
     ['POST', '/api/v1/remediations', { target: 'x', action: 'restart' }],
     ['GET', '/api/v1/remediations/abc'],
     ['GET', '/api/v1/containers'],
+    ['GET', '/api/v1/services'],
     ['GET', '/api/v1/incidents'],
     ['POST', '/api/v1/containers/x/pause', { for: '1h' }],
     ['DELETE', '/api/v1/containers/x/pause'],

@@ -252,6 +252,7 @@ const GROUPS: Array<{ key: string; weight: number; arb: fc.Arbitrary<FuzzCase> }
   { key: 'remediate', weight: 3, arb: requestFor(inputs, 'remediate') },
   { key: 'remediation', weight: 1, arb: requestFor(inputs, 'remediation') },
   { key: 'containers', weight: 1, arb: requestFor(inputs, 'containers') },
+  { key: 'services', weight: 1, arb: requestFor(inputs, 'services') },
   { key: 'incidents', weight: 1, arb: requestFor(inputs, 'incidents') },
   { key: 'pause', weight: 2, arb: requestFor(inputs, 'pause') },
   { key: 'resume', weight: 1, arb: requestFor(inputs, 'resume') },

@@ -6,7 +6,7 @@
 // not come up healthy is removed again and escalated; an operator's step outside the limits is refused
 // with its reason. The engine's own events make the timeline (printed, never asserted as timings).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,6 +23,7 @@ import {
 } from './fixtures/docker.js';
 import { TEST_LABEL } from './fixtures/labels.js';
 import { type RunningService, startService } from './fixtures/service.js';
+import { downProject } from './fixtures/compose-project.js';
 
 const run = promisify(execFile);
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
@@ -93,19 +94,7 @@ async function upProject(t: Test, o: { gated?: boolean } = {}): Promise<Project>
     }),
   );
   const compose = (...args: string[]) => run('docker-compose', ['-p', project, '-f', file, ...args]);
-  t.teardown(async () => {
-    await compose('down', '--timeout', '1').catch(() => undefined);
-    // A replica renamed aside by a scale-down is still the project's: gone with it.
-    for (const c of await docker.listContainers({
-      all: true,
-      filters: { label: [`com.docker.compose.project=${project}`] },
-    }))
-      await docker
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  t.teardown(() => downProject(project, dir, compose));
   await compose('up', '-d');
   const p: Project = {
     project,

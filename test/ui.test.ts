@@ -330,6 +330,11 @@ t.test('screenshots at desktop and phone width, light and dark', async (t) => {
     (document.getElementById('toast') as HTMLElement).textContent = '';
   });
   await page.screenshot({ path: `${DOCS}status-page.png`, animations: 'disabled' });
+  // The same project as services and a stack.
+  await page.click('#tab-services');
+  await page.locator(`tr[data-stack="${project}"]`).waitFor({ timeout: WAIT_MS });
+  await page.screenshot({ path: `${DOCS}status-page-services.png`, animations: 'disabled' });
+  await page.click('#tab-containers');
   const phone = await browser.newContext({
     viewport: { width: 390, height: 844 },
     deviceScaleFactor: 2,
@@ -345,7 +350,9 @@ t.test('screenshots at desktop and phone width, light and dark', async (t) => {
   const width = await p.evaluate(() => document.documentElement.scrollWidth);
   t.ok(width <= 390, `no sideways scrolling on a phone (${width}px)`);
   await p.screenshot({ path: `${DOCS}status-page-phone.png`, animations: 'disabled' });
-  t.pass('saved docs/status-page.png, docs/status-page-phone.png, docs/status-page-incidents.png');
+  t.pass(
+    'saved docs/status-page.png, docs/status-page-services.png, docs/status-page-phone.png, docs/status-page-incidents.png',
+  );
 });
 
 t.test('keyboard: the tabs, the filters and the controls are reachable with Tab', async (t) => {
@@ -362,7 +369,16 @@ t.test('keyboard: the tabs, the filters and the controls are reachable with Tab'
       (await page.evaluate(() => document.activeElement?.id || document.activeElement?.textContent)) ?? '',
     );
   }
-  for (const id of ['logout', 'tab-containers', 'tab-incidents', 'search', 'filter', 'cleanup']) {
+  for (const id of [
+    'logout',
+    'tab-containers',
+    'tab-services',
+    'tab-forecasts',
+    'tab-incidents',
+    'search',
+    'filter',
+    'cleanup',
+  ]) {
     t.ok(reached.has(id), `${id} is reached`);
   }
 });

@@ -3,8 +3,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { parseDuration } from '../../src/core/duration.js';
 import { CONTAINER_LABELS } from '../../src/core/labels.js';
-import { effectiveAttempts, maxAttemptsFor, pausedUntil } from '../../src/core/policy.js';
+import { pausedUntil } from '../../src/core/policy.js';
 import { checkScope, scopeListFilter } from '../../src/core/scope.js';
+import { standingOf } from '../../src/core/views.js';
 import {
   ContainerList,
   ContainersQuery,
@@ -17,7 +18,7 @@ import {
   SECURITY,
   TAGS,
 } from '../../src/http/admin-schemas.js';
-import { API, adminHelpers, errors, fail, iso } from './shared.js';
+import { API, adminHelpers, errors, fail, iso, standingOut } from './shared.js';
 
 const MAX_PAUSE_MS = 366 * 86_400_000;
 
@@ -48,9 +49,7 @@ const containerRoutes: FastifyPluginAsyncTypebox = async (app) => {
       for (const c of list) {
         const scope = checkScope(c, ctx);
         if (!scope.ok && !all) continue;
-        const r = store.record(c.name);
-        const attempts = effectiveAttempts(r, now, policy);
-        const paused = pausedUntil(c, r);
+        const st = standingOf(c, store.record(c.name), now, policy);
         out.push({
           name: c.name,
           id: c.id.slice(0, 12),
@@ -63,20 +62,7 @@ const containerRoutes: FastifyPluginAsyncTypebox = async (app) => {
           watched: scope.ok,
           scopeDetail: scope.ok ? undefined : scope.detail,
           protected: c.labels[CONTAINER_LABELS.protect] === 'true',
-          attempts,
-          maxAttempts: maxAttemptsFor(c, policy),
-          // The policy applies a cooldown only once an attempt has been made (see decide()).
-          cooldownRemainingSeconds:
-            attempts > 0 && r?.nextAllowedAt !== undefined && r.nextAllowedAt > now
-              ? Math.ceil((r.nextAllowedAt - now) / 1000)
-              : 0,
-          pausedUntil: paused !== undefined && paused > now ? iso(paused) : null,
-          givenUp: r?.givenUp ?? false,
-          inProgress: r?.inFlight?.action,
-          lastAction: r?.lastAction,
-          lastActionAt: r?.lastActionAt === undefined ? undefined : iso(r.lastActionAt),
-          lastResult: r?.lastResult,
-          incidentId: r?.incidentId,
+          ...standingOut(st),
         });
       }
       out.sort((a, b) => a.name.localeCompare(b.name));

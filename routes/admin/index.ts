@@ -1,9 +1,9 @@
 // The admin API: operators' controls over the healer, behind Bearer ADMIN_TOKEN (never the webhook
 // token) or a status page session: its cookie, plus its CSRF header on every change
 // (src/http/sessions.ts). This plugin guards its routes and maps their failures; the routes live one
-// file per resource (remediations, containers, incidents, notify, updates, status, events) and are
-// registered inside it, so the hook and the error handler cover them and nothing else. Every error
-// answers before anything changes.
+// file per resource (remediations, containers, services, incidents, notify, updates, forecasts, status,
+// events) and are registered inside it, so the hook and the error handler cover them and nothing else.
+// Every error answers before anything changes.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CSRF_HEADER, decideAccess } from '../../src/http/sessions.js';
 import { StateWriteError } from '../../src/state/journal.js';
@@ -12,6 +12,7 @@ import eventRoutes from './events.js';
 import incidentRoutes from './incidents.js';
 import notifyRoutes from './notify.js';
 import remediationRoutes from './remediations.js';
+import serviceRoutes from './services.js';
 import statusRoutes from './status.js';
 import updateRoutes from './updates.js';
 import forecastRoutes from './forecasts.js';
@@ -50,6 +51,7 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   await app.register(remediationRoutes);
   await app.register(containerRoutes);
+  await app.register(serviceRoutes);
   await app.register(incidentRoutes);
   await app.register(notifyRoutes);
   await app.register(updateRoutes);

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { secretsOf } from '../../src/config.js';
 import { parseContainerRef } from '../../src/core/names.js';
 import type { TargetResolution } from '../../src/core/targets.js';
+import type { Standing } from '../../src/core/views.js';
 import { type ContainerDetails, InvalidReferenceError, lookupContainer } from '../../src/docker/client.js';
 import { createScrubber } from '../../src/logger.js';
 import { ErrorBody } from '../../src/http/admin-schemas.js';
@@ -12,6 +13,20 @@ import { ErrorBody } from '../../src/http/admin-schemas.js';
 export const API = '/api/v1';
 
 export const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A target's standing as the admin API answers it (times as ISO text, no pause as null). */
+export const standingOut = (s: Standing) => ({
+  attempts: s.attempts,
+  maxAttempts: s.maxAttempts,
+  cooldownRemainingSeconds: s.cooldownRemainingSeconds,
+  pausedUntil: s.pausedUntil === undefined ? null : iso(s.pausedUntil),
+  givenUp: s.givenUp,
+  inProgress: s.inProgress,
+  lastAction: s.lastAction,
+  lastActionAt: s.lastActionAt === undefined ? undefined : iso(s.lastActionAt),
+  lastResult: s.lastResult,
+  incidentId: s.incidentId,
+});
 
 /** The error responses every admin route may answer with. */
 export const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };

@@ -18,6 +18,7 @@ import type {
   ControlRequest,
   UpdateList,
   ForecastList,
+  ServiceList,
   UpdateRun,
   UpdateRunRequest,
 } from '../http/admin-schemas.js';
@@ -33,6 +34,7 @@ export type ResetView = Static<typeof ResetState>;
 export type NotifyView = Static<typeof NotifyAccepted>;
 export type UpdateListView = Static<typeof UpdateList>;
 export type ForecastListView = Static<typeof ForecastList>;
+export type ServiceListView = Static<typeof ServiceList>;
 export type UpdateRunView = Static<typeof UpdateRun>;
 
 export class AdminClient {
@@ -73,6 +75,10 @@ export class AdminClient {
 
   notify(body: Static<typeof NotifyRequest>): Promise<NotifyView> {
     return this.call('POST', '/api/v1/notify', body);
+  }
+
+  services(): Promise<ServiceListView> {
+    return this.call('GET', '/api/v1/services');
   }
 
   forecasts(): Promise<ForecastListView> {

@@ -14,6 +14,7 @@ import {
   remediationProgress,
   updatesText,
   forecastsText,
+  servicesText,
 } from './render.js';
 
 export interface CommandContext {
@@ -136,6 +137,17 @@ export const COMMANDS: readonly Command[] = [
     summary: 'incidents with their signals, decisions and actions',
     expects: { count: 0, what: 'no arguments (use --since and --container)' },
     run: incidents,
+  },
+  {
+    name: 'services',
+    synopsis: '',
+    summary: 'watched Compose services (replicas, scale limits), stacks (last restart_stack), Swarm services',
+    expects: { count: 0, what: 'no arguments' },
+    run: async ({ api, io, values: v }) => {
+      const list = await api.services();
+      io.out(v.json ? json(list) : servicesText(list));
+      return 0;
+    },
   },
   {
     name: 'forecasts',

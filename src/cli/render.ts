@@ -3,6 +3,7 @@
 import type {
   ContainerView,
   ForecastListView,
+  ServiceListView,
   IncidentView,
   RemediationView,
   UpdateListView,
@@ -141,6 +142,59 @@ export function updatesText(list: UpdateListView): string {
 }
 
 /** One row per forecast: the target, the kind, when it fails, the fit, and what was decided. */
+/** Compose services, stacks and Swarm services, one table each (the Swarm one only on a manager). */
+export function servicesText(list: ServiceListView): string {
+  const last = (s: { lastAction?: string; lastResult?: string; lastActionAt?: string }) =>
+    s.lastAction
+      ? `${s.lastAction} ${s.lastResult ?? 'running'} ${s.lastActionAt ? localTime(s.lastActionAt) : ''}`.trim()
+      : '-';
+  const held = (s: { pausedUntil: string | null; givenUp: boolean }) =>
+    s.pausedUntil ? `paused until ${localTime(s.pausedUntil)}` : s.givenUp ? 'given up' : '-';
+  const parts = [
+    list.services.length
+      ? table(
+          ['SERVICE', 'HEALTHY/RUNNING/ALL', 'SCALE', 'ATTEMPTS', 'HELD', 'LAST ACTION'],
+          list.services.map((s) => [
+            s.key,
+            `${s.replicas.healthy}/${s.replicas.running}/${s.replicas.total}`,
+            s.scale ? `${s.scale.min}-${s.scale.max}` : '-',
+            `${s.attempts}/${s.maxAttempts}`,
+            held(s),
+            last(s),
+          ]),
+        )
+      : 'no Compose service watched\n',
+    list.stacks.length
+      ? table(
+          ['STACK', 'HEALTHY/RUNNING/ALL', 'SERVICES', 'LAST RESTART_STACK'],
+          list.stacks.map((p) => [
+            `project:${p.project}`,
+            `${p.containers.healthy}/${p.containers.running}/${p.containers.total}`,
+            p.services.join(','),
+            p.lastRestart ? `${p.lastRestart.state} ${localTime(p.lastRestart.at)}` : '-',
+          ]),
+        )
+      : 'no Compose project watched\n',
+  ];
+  if (list.swarm.manager)
+    parts.push(
+      list.swarm.services.length
+        ? table(
+            ['SWARM SERVICE', 'MODE', 'RUNNING/DESIRED', 'HEALTH', 'ATTEMPTS', 'LAST ACTION'],
+            list.swarm.services.map((s) => [
+              s.key,
+              s.mode,
+              `${s.replicas.running}/${s.replicas.desired ?? s.replicas.wanted}`,
+              s.health,
+              `${s.attempts}/${s.maxAttempts}`,
+              last(s),
+            ]),
+          )
+        : 'no Swarm service watched\n',
+    );
+  return parts.join('\n');
+}
+
 export function forecastsText(list: ForecastListView): string {
   if (!list.enabled) return 'forecasts are off: set PROMETHEUS_URL\n';
   if (list.forecasts.length === 0)

@@ -126,6 +126,20 @@ export const ContainersQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** A target's record as the policy reads it: a container's, or a service's as a whole. */
+const StandingFields = {
+  attempts: Type.Integer({ description: 'Actions since it was last seen recovered' }),
+  maxAttempts: Type.Integer(),
+  cooldownRemainingSeconds: Type.Integer(),
+  pausedUntil: Type.Union([Iso('Healing held until'), Type.Null()]),
+  givenUp: Type.Boolean(),
+  inProgress: Type.Optional(Type.String({ description: 'The action running now' })),
+  lastAction: Type.Optional(Type.String()),
+  lastActionAt: Type.Optional(Iso('When the last action started')),
+  lastResult: Type.Optional(Type.String()),
+  incidentId: Type.Optional(Type.String()),
+};
+
 export const ContainerStatus = Type.Object({
   name: Type.String(),
   id: Type.String(),
@@ -138,19 +152,80 @@ export const ContainerStatus = Type.Object({
   watched: Type.Boolean({ description: 'In the watch scope' }),
   scopeDetail: Type.Optional(Type.String()),
   protected: Type.Boolean(),
-  attempts: Type.Integer({ description: 'Actions since it was last seen recovered' }),
-  maxAttempts: Type.Integer(),
-  cooldownRemainingSeconds: Type.Integer(),
-  pausedUntil: Type.Union([Iso('Healing held until'), Type.Null()]),
-  givenUp: Type.Boolean(),
-  inProgress: Type.Optional(Type.String({ description: 'The action running now' })),
-  lastAction: Type.Optional(Type.String()),
-  lastActionAt: Type.Optional(Iso('When the last action started')),
-  lastResult: Type.Optional(Type.String()),
-  incidentId: Type.Optional(Type.String()),
+  ...StandingFields,
 });
 export type ContainerStatus = Static<typeof ContainerStatus>;
 export const ContainerList = Type.Object({ containers: Type.Array(ContainerStatus) });
+
+const Counts = (what: string) =>
+  Type.Object({
+    total: Type.Integer({ description: what }),
+    running: Type.Integer(),
+    healthy: Type.Integer({ description: 'Running, and healthy or without a health check' }),
+  });
+
+const LastRemediation = Type.Object({
+  id: Type.String({ description: 'GET /api/v1/remediations/{id}' }),
+  state: Type.String(),
+  at: Iso('When it was asked for'),
+  updatedAt: Iso('Its last change'),
+  detail: Type.Optional(Type.String()),
+});
+
+export const ComposeServiceOut = Type.Object({
+  key: Type.String({ description: 'The record it is kept under, and a target: service:PROJECT/NAME' }),
+  project: Type.String(),
+  service: Type.String(),
+  replicas: Counts('Replicas (one-off runs and replicas put aside not counted)'),
+  scale: Type.Optional(
+    Type.Object(
+      {
+        min: Type.Integer(),
+        max: Type.Integer(),
+        minFrom: Type.String({ description: 'autoheal.scale.min=N or SCALE_MIN=N' }),
+        maxFrom: Type.String({ description: 'autoheal.scale.max=N or SCALE_MAX=N' }),
+      },
+      { description: 'Set when the service labels autoheal.scale.min or autoheal.scale.max' },
+    ),
+  ),
+  containers: Type.Array(Type.String()),
+  ...StandingFields,
+});
+export const ComposeProjectOut = Type.Object({
+  project: Type.String({ description: 'A target as project:NAME' }),
+  containers: Counts('Containers of the project in the watch scope'),
+  services: Type.Array(Type.String()),
+  lastRestart: Type.Optional(LastRemediation),
+});
+export const SwarmServiceOut = Type.Object({
+  key: Type.String({ description: 'The record it is kept under, and a target: swarm:NAME' }),
+  name: Type.String(),
+  mode: Type.Union([Type.Literal('replicated'), Type.Literal('global')]),
+  replicas: Type.Object({
+    desired: Type.Union([Type.Integer(), Type.Null()], {
+      description: 'Replicas wanted (null for a global service: one per node)',
+    }),
+    running: Type.Integer({ description: 'Tasks Swarm wants running that run' }),
+    wanted: Type.Integer({ description: 'Tasks Swarm wants running' }),
+  }),
+  health: Type.String({ description: 'unhealthy while a wanted task is not running or one failed recently' }),
+  image: Type.String(),
+  updateState: Type.Optional(Type.String()),
+  ...StandingFields,
+});
+export const ServiceList = Type.Object({
+  services: Type.Array(ComposeServiceOut, { description: 'Compose services in the watch scope' }),
+  stacks: Type.Array(ComposeProjectOut, { description: 'Compose projects in the watch scope' }),
+  swarm: Type.Object({
+    manager: Type.Boolean({
+      description: 'This engine is a Swarm manager (else no Swarm services are listed)',
+    }),
+    services: Type.Array(SwarmServiceOut),
+  }),
+});
+export type ComposeServiceOut = Static<typeof ComposeServiceOut>;
+export type ComposeProjectOut = Static<typeof ComposeProjectOut>;
+export type SwarmServiceOut = Static<typeof SwarmServiceOut>;
 
 export const IncidentsQuery = Type.Object(
   {

@@ -14,6 +14,10 @@ const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const state = {
   csrf: '',
   containers: [],
+  /** GET /api/v1/services: Compose services, stacks, Swarm services. */
+  services: undefined,
+  /** GET /api/v1/forecasts. */
+  forecasts: undefined,
   incidents: [],
   status: undefined,
   view: 'containers',
@@ -52,7 +56,21 @@ function fmtSeconds(s) {
   if (!s) return '—';
   if (s < 60) return `${s}s`;
   if (s < 3600) return s % 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s / 60}m`;
-  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
+}
+
+/** @type {ReadonlyArray<[string, number]>} */
+const BYTE_UNITS = [
+  ['GiB', 2 ** 30],
+  ['MiB', 2 ** 20],
+  ['KiB', 2 ** 10],
+];
+
+function fmtBytes(n) {
+  const abs = Math.abs(n);
+  for (const [unit, size] of BYTE_UNITS) if (abs >= size) return `${(n / size).toFixed(1)} ${unit}`;
+  return `${Math.round(n)} B`;
 }
 
 let toastTimer;
@@ -196,7 +214,9 @@ function scheduleFlush() {
     state.pending.clear();
     const jobs = [];
     if (topics.has('containers') || topics.has('inbox') || topics.has('remediations'))
-      jobs.push(loadContainers());
+      jobs.push(loadContainers(), loadServices());
+    // The scale ledger and the forecasts' holds are kept there.
+    if (topics.has('misc')) jobs.push(loadServices(), loadForecasts());
     if (topics.has('incidents')) jobs.push(loadIncidents());
     jobs.push(loadStatus());
     await Promise.allSettled(jobs);
@@ -204,7 +224,13 @@ function scheduleFlush() {
 }
 
 async function refreshAll() {
-  await Promise.allSettled([loadContainers(), loadIncidents(), loadStatus()]);
+  await Promise.allSettled([
+    loadContainers(),
+    loadServices(),
+    loadForecasts(),
+    loadIncidents(),
+    loadStatus(),
+  ]);
 }
 
 // ---- status facts ------------------------------------------------------------------------------
@@ -234,6 +260,99 @@ async function loadStatus() {
   $('fact-version').textContent = `v${s.version}${s.dryRun ? ' · DRY RUN' : ''} · scope ${s.scope}`;
 }
 
+// ---- rows shared by the tables -------------------------------------------------------------------
+
+const cell = (label, ...content) => el('td', { 'data-label': label }, ...content);
+
+/** A row's first cell: its name in bold, what it is below. */
+const nameCell = (name, sub, ...more) =>
+  el(
+    'td',
+    { class: 'name-cell' },
+    el('strong', { text: name }),
+    el('span', { class: 'sub', text: sub }),
+    ...more,
+  );
+
+/** A control button for a target; its label names the target, so it is unique on the page. */
+const controlFor =
+  (target) =>
+  (text, handler, o = {}) =>
+    el(
+      'button',
+      {
+        type: 'button',
+        class: 'small quiet',
+        on: { click: handler },
+        'aria-label': `${text} ${target}`,
+        disabled: o.disabled,
+        title: o.title,
+      },
+      text,
+    );
+
+/** Attempts, cooldown, pause and last action: a container's or a service's record, the same cells. */
+function standingCells(x) {
+  const last = x.lastAction
+    ? [
+        el('span', { text: `${x.lastAction}: ${x.lastResult ?? (x.inProgress ? 'running' : '…')}` }),
+        el('span', { class: 'sub', text: fmtTime(x.lastActionAt) }),
+      ]
+    : [el('span', { class: 'muted', text: '—' })];
+  return [
+    cell(
+      'Attempts',
+      el('span', { text: `${x.attempts}/${x.maxAttempts}` }),
+      x.givenUp ? el('span', { class: 'sub health-unhealthy', text: 'given up' }) : undefined,
+    ),
+    cell('Cooldown', el('span', { text: fmtSeconds(x.cooldownRemainingSeconds) })),
+    cell('Paused until', el('span', { text: x.pausedUntil ? fmtTime(x.pausedUntil) : '—' })),
+    cell('Last action', ...last),
+  ];
+}
+
+/** Filters that read a record's standing, shared by the containers' and the services' menus. */
+function standingMatches(x, filter, healthy) {
+  switch (filter) {
+    case 'sick':
+      return !healthy;
+    case 'healing':
+      return Boolean(x.inProgress);
+    case 'paused':
+      return Boolean(x.pausedUntil);
+    case 'given-up':
+      return x.givenUp;
+    case 'healthy':
+      return healthy;
+    default:
+      return true;
+  }
+}
+
+const searched = (input, values) => {
+  const q = /** @type {HTMLInputElement} */ ($(input)).value.trim().toLowerCase();
+  return !q || values.some((v) => v?.toLowerCase().includes(q));
+};
+const chosen = (select) => /** @type {HTMLSelectElement} */ ($(select)).value;
+
+/** Replaces a table's rows; the focus stays on the control it was on (its label names its target). */
+function rebuild(tbody, rows) {
+  const active = document.activeElement;
+  const label = tbody.contains(active) ? active.getAttribute('aria-label') : undefined;
+  tbody.replaceChildren(...rows);
+  if (label)
+    /** @type {HTMLElement | null} */ (
+      tbody.querySelector(`button[aria-label="${CSS.escape(label)}"]`)
+    )?.focus();
+}
+
+/** A row that changed since the last rendering flashes once. */
+function flashIf(row, previous, next, keys) {
+  if (previous && keys.some((k) => JSON.stringify(previous[k]) !== JSON.stringify(next[k])))
+    row.classList.add('flash');
+  return row;
+}
+
 // ---- containers --------------------------------------------------------------------------------
 
 async function loadContainers() {
@@ -243,23 +362,8 @@ async function loadContainers() {
 }
 
 function matches(c) {
-  const q = /** @type {HTMLInputElement} */ ($('search')).value.trim().toLowerCase();
-  if (q && ![c.name, c.image, c.project, c.service, c.id].some((v) => v?.toLowerCase().includes(q)))
-    return false;
-  switch (/** @type {HTMLSelectElement} */ ($('filter')).value) {
-    case 'sick':
-      return c.health !== 'healthy' || c.state !== 'running';
-    case 'healing':
-      return Boolean(c.inProgress);
-    case 'paused':
-      return Boolean(c.pausedUntil);
-    case 'given-up':
-      return c.givenUp;
-    case 'healthy':
-      return c.health === 'healthy' && c.state === 'running';
-    default:
-      return true;
-  }
+  if (!searched('search', [c.name, c.image, c.project, c.service, c.id])) return false;
+  return standingMatches(c, chosen('filter'), c.health === 'healthy' && c.state === 'running');
 }
 
 function healthText(c) {
@@ -269,19 +373,7 @@ function healthText(c) {
 
 function containerRow(c, previous) {
   const health = healthText(c);
-  const cell = (label, ...content) => el('td', { 'data-label': label }, ...content);
-  const control = (text, handler, cls = 'small quiet') =>
-    el(
-      'button',
-      { type: 'button', class: cls, on: { click: handler }, 'aria-label': `${text} ${c.name}` },
-      text,
-    );
-  const last = c.lastAction
-    ? [
-        el('span', { text: `${c.lastAction}: ${c.lastResult ?? (c.inProgress ? 'running' : '…')}` }),
-        el('span', { class: 'sub', text: fmtTime(c.lastActionAt) }),
-      ]
-    : [el('span', { class: 'muted', text: '—' })];
+  const control = controlFor(c.name);
   const row = el(
     'tr',
     {
@@ -304,54 +396,284 @@ function containerRow(c, previous) {
     ),
     cell('Health', el('span', { class: `health health-${health.replace(/\s/g, '-')}`, text: health })),
     cell('State', el('span', { text: c.inProgress ? `${c.state} (${c.inProgress}…)` : c.state })),
-    cell(
-      'Attempts',
-      el('span', { text: `${c.attempts}/${c.maxAttempts}` }),
-      c.givenUp ? el('span', { class: 'sub health-unhealthy', text: 'given up' }) : undefined,
-    ),
-    cell('Cooldown', el('span', { text: fmtSeconds(c.cooldownRemainingSeconds) })),
-    cell('Paused until', el('span', { text: c.pausedUntil ? fmtTime(c.pausedUntil) : '—' })),
-    cell('Last action', ...last),
+    ...standingCells(c),
     cell(
       'Controls',
       el(
         'div',
         { class: 'controls' },
-        control('Restart', () => remediate(c, 'restart')),
-        control('Stop-start', () => remediate(c, 'stop_start')),
-        control('Recreate', () => remediate(c, 'recreate')),
+        control('Restart', () => remediate(c.name, 'restart')),
+        control('Stop-start', () => remediate(c.name, 'stop_start')),
+        control('Recreate', () => remediate(c.name, 'recreate')),
         c.pausedUntil ? control('Resume', () => resume(c)) : control('Pause', () => pause(c)),
         control('Reset', () => reset(c)),
         control('Incidents', () => showIncidentsOf(c.name)),
       ),
     ),
   );
-  if (
-    previous &&
-    (previous.health !== c.health || previous.state !== c.state || previous.lastActionAt !== c.lastActionAt)
-  )
-    row.classList.add('flash');
-  return row;
+  return flashIf(row, previous, c, ['health', 'state', 'lastActionAt']);
 }
 
 let shown = new Map();
 function renderContainers() {
-  const rows = $('container-rows');
   const list = state.containers.filter(matches);
   const next = new Map(state.containers.map((c) => [c.name, c]));
-  // Focus stays on the control it was on when the rows are rebuilt.
-  const active = document.activeElement;
-  const focusKey = active?.closest?.('tr')?.dataset.container
-    ? [active.closest('tr').dataset.container, active.textContent]
-    : undefined;
-  rows.replaceChildren(...list.map((c) => containerRow(c, shown.get(c.name))));
+  rebuild(
+    $('container-rows'),
+    list.map((c) => containerRow(c, shown.get(c.name))),
+  );
   shown = next;
   $('containers-empty').hidden = list.length > 0;
-  if (focusKey) {
-    const row = rows.querySelector(`tr[data-container="${CSS.escape(focusKey[0])}"]`);
-    const again = [...(row?.querySelectorAll('button') ?? [])].find((b) => b.textContent === focusKey[1]);
-    again?.focus();
+}
+
+// ---- services and stacks -----------------------------------------------------------------------
+
+async function loadServices() {
+  try {
+    state.services = await api('GET', `${API}/services`);
+    $('services-error').hidden = true;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return;
+    // The engine did not answer: say so, and keep what was shown last.
+    $('services-error').hidden = false;
+    $('services-error').textContent = `Cannot list the services: ${err.message}`;
   }
+  renderServices();
+}
+
+const countsText = (n) =>
+  `${n.healthy}/${n.total} healthy${n.running < n.total ? `, ${n.running} running` : ''}`;
+const allHealthy = (n) => n.total > 0 && n.healthy === n.total;
+const countsSpan = (n) =>
+  el('span', {
+    class: `health ${allHealthy(n) ? 'health-healthy' : 'health-unhealthy'}`,
+    text: countsText(n),
+  });
+
+/** Scale +1 and −1 of a Compose or Swarm service, greyed out at a labelled limit. */
+function scaleControls(key, replicas, scale, control) {
+  const atMax = scale && replicas >= scale.max;
+  const atMin = scale && replicas <= scale.min;
+  return [
+    control('Scale +1', () => remediate(key, 'scale_up'), {
+      disabled: atMax,
+      title: atMax ? `at its maximum (${scale.maxFrom})` : undefined,
+    }),
+    control('Scale −1', () => remediate(key, 'scale_down'), {
+      disabled: atMin,
+      title: atMin ? `at its minimum (${scale.minFrom})` : undefined,
+    }),
+  ];
+}
+
+function serviceRow(s, previous) {
+  const control = controlFor(s.key);
+  const row = el(
+    'tr',
+    { data: { service: s.key, healthy: s.replicas.healthy, total: s.replicas.total } },
+    nameCell(s.service, `${s.project} · ${s.key}`),
+    cell(
+      'Replicas',
+      countsSpan(s.replicas),
+      el('span', {
+        class: 'sub',
+        text: s.scale ? `scale ${s.scale.min}–${s.scale.max}` : 'no scale label',
+      }),
+    ),
+    ...standingCells(s),
+    cell(
+      'Controls',
+      el(
+        'div',
+        { class: 'controls' },
+        ...scaleControls(s.key, s.replicas.total, s.scale, control),
+        control('Incidents', () => showIncidentsOf(s.key)),
+      ),
+    ),
+  );
+  return flashIf(row, previous, s, ['replicas', 'lastActionAt', 'inProgress']);
+}
+
+function stackRow(p, previous) {
+  const control = controlFor(`project:${p.project}`);
+  const last = p.lastRestart
+    ? [
+        el('span', { text: p.lastRestart.state }),
+        el('span', { class: 'sub', text: fmtTime(p.lastRestart.at) }),
+      ]
+    : [el('span', { class: 'muted', text: '—' })];
+  const row = el(
+    'tr',
+    { data: { stack: p.project, healthy: p.containers.healthy, lastRestart: p.lastRestart?.state ?? '' } },
+    el('td', { class: 'name-cell' }, el('strong', { text: p.project })),
+    cell('Containers', countsSpan(p.containers)),
+    cell('Services', el('span', { text: p.services.join(', ') })),
+    cell('Last restart_stack', ...last),
+    cell(
+      'Controls',
+      el(
+        'div',
+        { class: 'controls' },
+        control('Restart stack', () => remediate(`project:${p.project}`, 'restart_stack')),
+        control('Incidents', () => showIncidentsOf(`project:${p.project}`)),
+      ),
+    ),
+  );
+  return flashIf(row, previous, p, ['containers', 'lastRestart']);
+}
+
+function swarmRow(s, previous) {
+  const control = controlFor(s.key);
+  const desired = s.replicas.desired ?? s.replicas.wanted;
+  const row = el(
+    'tr',
+    { data: { swarm: s.name, health: s.health } },
+    nameCell(s.name, `${s.mode} · ${s.image}`),
+    cell(
+      'Replicas',
+      el('span', { text: `${s.replicas.running}/${desired} running` }),
+      s.updateState ? el('span', { class: 'sub', text: `update ${s.updateState}` }) : undefined,
+    ),
+    cell('Health', el('span', { class: `health health-${s.health}`, text: s.health })),
+    ...standingCells(s),
+    cell(
+      'Controls',
+      el(
+        'div',
+        { class: 'controls' },
+        ...(s.mode === 'replicated' ? scaleControls(s.key, desired, undefined, control) : []),
+        control('Incidents', () => showIncidentsOf(s.key)),
+      ),
+    ),
+  );
+  return flashIf(row, previous, s, ['replicas', 'health', 'lastActionAt']);
+}
+
+let shownServices = new Map();
+function renderServices() {
+  const data = state.services;
+  if (!data) return;
+  const filter = chosen('svc-filter');
+  const services = data.services.filter(
+    (s) =>
+      searched('svc-search', [s.key, s.project, s.service, ...s.containers]) &&
+      standingMatches(s, filter, allHealthy(s.replicas)),
+  );
+  const stacks = data.stacks.filter(
+    (p) =>
+      searched('svc-search', [p.project, ...p.services]) &&
+      standingMatches({ inProgress: p.lastRestart?.state === 'running' }, filter, allHealthy(p.containers)),
+  );
+  const swarm = data.swarm.services.filter(
+    (s) =>
+      searched('svc-search', [s.key, s.name, s.image]) && standingMatches(s, filter, s.health === 'healthy'),
+  );
+  const before = shownServices;
+  rebuild(
+    $('service-rows'),
+    services.map((s) => serviceRow(s, before.get(s.key))),
+  );
+  rebuild(
+    $('stack-rows'),
+    stacks.map((p) => stackRow(p, before.get(`project:${p.project}`))),
+  );
+  rebuild(
+    $('swarm-rows'),
+    swarm.map((s) => swarmRow(s, before.get(s.key))),
+  );
+  shownServices = new Map([
+    ...data.services.map((s) => [s.key, s]),
+    ...data.stacks.map((p) => [`project:${p.project}`, p]),
+    ...data.swarm.services.map((s) => [s.key, s]),
+  ]);
+  $('compose-empty').hidden = services.length > 0;
+  $('stacks-empty').hidden = stacks.length > 0;
+  $('swarm-services').hidden = !data.swarm.manager;
+  $('swarm-empty').hidden = data.swarm.manager && swarm.length > 0;
+  $('swarm-empty').textContent = data.swarm.manager
+    ? 'No Swarm service matches.'
+    : 'This engine is not a Swarm manager.';
+}
+
+// ---- forecasts ---------------------------------------------------------------------------------
+
+async function loadForecasts() {
+  state.forecasts = await api('GET', `${API}/forecasts`);
+  renderForecasts();
+}
+
+const PLAN_WORDS = { maintenance_window: 'in the maintenance window', asap: 'as soon as possible' };
+
+/** A slope as a person reads it: per hour, in bytes for memory and disk, in starts for restarts. */
+function slopeText(f) {
+  if (f.slopePerSecond === undefined) return '—';
+  const h = f.slopePerSecond * 3600;
+  const sign = h >= 0 ? '+' : '−';
+  return f.kind === 'restarts'
+    ? `${sign}${Math.abs(h).toFixed(1)} starts/h`
+    : `${sign}${fmtBytes(Math.abs(h))}/h`;
+}
+
+function forecastRow(f) {
+  const planned = f.plannedAt
+    ? [
+        el('span', { text: `${f.action ?? 'action'} ${fmtTime(f.plannedAt)}` }),
+        el('span', { class: 'sub', text: PLAN_WORDS[f.plannedReason] ?? f.plannedReason ?? '' }),
+      ]
+    : [el('span', { class: 'muted', text: f.action ? `${f.action} if it holds` : '—' })];
+  const holds = [
+    f.heldUntil ? el('span', { text: `held until ${fmtTime(f.heldUntil)}` }) : undefined,
+    f.lastAction
+      ? el('span', {
+          class: 'sub',
+          text: `last ${fmtTime(f.lastAction.at)}${f.lastAction.helped === undefined ? '' : f.lastAction.helped ? ', helped' : ', did not help'}`,
+        })
+      : undefined,
+  ].filter(Boolean);
+  return el(
+    'tr',
+    { data: { forecast: `${f.kind}:${f.target}`, reason: f.reason } },
+    nameCell(f.target, f.detail),
+    cell('Kind', el('span', { text: f.kind })),
+    cell(
+      'Until failure',
+      el('span', {
+        class: f.reason === 'ok' ? 'health health-unhealthy' : '',
+        text: f.secondsUntilFailure === undefined ? '—' : fmtSeconds(f.secondsUntilFailure),
+      }),
+      el('span', { class: 'sub', text: f.reason === 'ok' ? `${f.agreedRuns} runs agree` : f.reason }),
+    ),
+    cell('Slope', el('span', { text: slopeText(f) })),
+    cell('R²', el('span', { text: f.r2 === undefined ? '—' : f.r2.toFixed(3) })),
+    cell('Points', el('span', { text: f.points === undefined ? '—' : String(f.points) })),
+    cell('Window', el('span', { text: fmtSeconds(f.windowSeconds ? Math.round(f.windowSeconds) : 0) })),
+    cell('Planned action', ...planned),
+    cell('Holds', ...(holds.length ? holds : [el('span', { class: 'muted', text: '—' })])),
+  );
+}
+
+function renderForecasts() {
+  const data = state.forecasts;
+  if (!data) return;
+  const filter = chosen('fc-filter');
+  const list = data.forecasts.filter(
+    (f) =>
+      searched('fc-search', [f.target, f.kind, f.action]) &&
+      (filter === 'all' ||
+        f.kind === filter ||
+        (filter === 'sound' && f.reason === 'ok') ||
+        (filter === 'planned' && Boolean(f.plannedAt))),
+  );
+  rebuild(
+    $('forecast-rows'),
+    list.map((f) => forecastRow(f)),
+  );
+  $('forecasts-off').hidden = data.enabled;
+  $('forecasts').hidden = !data.enabled;
+  $('forecasts-empty').hidden = !data.enabled || list.length > 0;
+  $('forecasts-empty').textContent = data.forecasts.length
+    ? 'No forecast matches.'
+    : 'No forecast yet: the first run has not finished.';
 }
 
 // ---- incidents ---------------------------------------------------------------------------------
@@ -429,12 +751,14 @@ function renderIncidents() {
 
 // ---- views -------------------------------------------------------------------------------------
 
+const VIEWS = ['containers', 'services', 'forecasts', 'incidents'];
+
 function showView(view) {
   state.view = view;
-  $('containers-view').hidden = view !== 'containers';
-  $('incidents-view').hidden = view !== 'incidents';
-  $('tab-containers').setAttribute('aria-pressed', String(view === 'containers'));
-  $('tab-incidents').setAttribute('aria-pressed', String(view === 'incidents'));
+  for (const v of VIEWS) {
+    $(`${v}-view`).hidden = view !== v;
+    $(`tab-${v}`).setAttribute('aria-pressed', String(view === v));
+  }
   // '#/…': never an element's id, so the browser does not move the focus to one.
   const hash =
     view === 'incidents' && state.incidentContainer
@@ -455,7 +779,10 @@ function viewFromHash() {
   if (m) {
     state.incidentContainer = m[1] ? decodeURIComponent(m[1]) : '';
     showView('incidents');
-  } else showView('containers');
+  } else {
+    const named = /^#\/(\w+)$/.exec(location.hash)?.[1];
+    showView(VIEWS.includes(named) ? named : 'containers');
+  }
 }
 
 // ---- controls ----------------------------------------------------------------------------------
@@ -479,12 +806,19 @@ function confirmDialog({ title, text, detail, duration, okText = 'Confirm', dang
   const ok = $('confirm-ok');
   ok.textContent = okText;
   ok.className = danger ? 'danger' : '';
+  // The control that opened it gets the focus back, even if its row was rebuilt meanwhile.
+  const opener = document.activeElement;
+  const openerLabel = opener?.getAttribute('aria-label');
   return new Promise((resolve) => {
     const done = (value) => {
       dialog.removeEventListener('close', onClose);
       $('confirm-form').removeEventListener('submit', onSubmit);
       $('confirm-cancel').removeEventListener('click', onCancel);
       if (dialog.open) dialog.close();
+      const back = opener?.isConnected
+        ? opener
+        : openerLabel && document.querySelector(`button[aria-label="${CSS.escape(openerLabel)}"]`);
+      /** @type {HTMLElement | null} */ (back || null)?.focus();
       resolve(value);
     };
     const onSubmit = (ev) => {
@@ -508,7 +842,22 @@ function confirmDialog({ title, text, detail, duration, okText = 'Confirm', dang
   });
 }
 
-const LABELS = { restart: 'Restart', stop_start: 'Stop and start', recreate: 'Re-create' };
+const LABELS = {
+  restart: 'Restart',
+  stop_start: 'Stop and start',
+  recreate: 'Re-create',
+  scale_up: 'Scale up',
+  scale_down: 'Scale down',
+  restart_stack: 'Restart stack',
+};
+
+/** What a request does, beyond the policy's part, said in its confirmation. */
+const WHAT = {
+  scale_up: "One replica is added (never past the service's maximum: autoheal.scale.max or SCALE_MAX).",
+  scale_down: 'One replica is removed, the highest-numbered first (never below its minimum).',
+  restart_stack:
+    'Every container of the project is restarted in dependency order, each once the ones it depends on are healthy again.',
+};
 
 /** Follows a remediation until it is done (the event stream says when to look again). */
 async function follow(id) {
@@ -539,23 +888,26 @@ async function guarded(fn) {
   }
 }
 
-async function remediate(c, action) {
+/** An action on a target (a container's name, service:PROJECT/NAME, project:NAME, swarm:NAME). */
+async function remediate(target, action) {
+  const policy =
+    'The request goes through the policy like any other: cooldown, attempts, pause and the circuit breaker apply.';
   const answer = await confirmDialog({
-    title: `${LABELS[action]} ${c.name}?`,
-    text: 'The request goes through the policy like any other: cooldown, attempts, pause and the circuit breaker apply.',
+    title: `${LABELS[action]} ${target}?`,
+    text: WHAT[action] ? `${WHAT[action]} ${policy}` : policy,
     okText: LABELS[action],
-    danger: action === 'recreate',
+    danger: action === 'recreate' || action === 'restart_stack',
   });
   if (!answer) return;
   await guarded(async () => {
     const accepted = await api('POST', `${API}/remediations`, {
-      target: c.name,
+      target,
       action,
       reason: answer.reason,
     });
-    toast(`${LABELS[action]} of ${c.name} requested`);
+    toast(`${LABELS[action]} of ${target} requested`);
     const r = await follow(accepted.id);
-    toast(`${LABELS[action]} of ${c.name}: ${outcome(r)}`);
+    toast(`${LABELS[action]} of ${target}: ${outcome(r)}`);
   });
 }
 
@@ -650,6 +1002,12 @@ function wire() {
   $('logout').addEventListener('click', () => logout());
   $('search').addEventListener('input', renderContainers);
   $('filter').addEventListener('change', renderContainers);
+  $('svc-search').addEventListener('input', renderServices);
+  $('svc-filter').addEventListener('change', renderServices);
+  $('fc-search').addEventListener('input', renderForecasts);
+  $('fc-filter').addEventListener('change', renderForecasts);
+  $('tab-services').addEventListener('click', () => showView('services'));
+  $('tab-forecasts').addEventListener('click', () => showView('forecasts'));
   $('cleanup').addEventListener('click', () => cleanup());
   $('tab-containers').addEventListener('click', () => showView('containers'));
   $('tab-incidents').addEventListener('click', () => {

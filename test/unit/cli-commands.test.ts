@@ -3,7 +3,7 @@
 import t from 'tap';
 import { COMMANDS, findCommand, usage } from '../../src/cli/commands.js';
 import { OPTIONS } from '../../src/cli/options.js';
-import { forecastsText } from '../../src/cli/render.js';
+import { forecastsText, servicesText } from '../../src/cli/render.js';
 
 t.test('the usage lists every command of the table with its summary', async (t) => {
   const text = usage();
@@ -60,4 +60,36 @@ t.test('forecasts: one row per target, off and empty said in words', async (t) =
   });
   t.match(text, /^TARGET\s+KIND\s+NOW\/LIMIT\s+FAILS AT\s+R²\s+VERDICT\s+NEXT/);
   t.match(text, /web\s+memory\s+150Mi\/200Mi\s+.*\s+0\.988\s+ok\s+restart at .* \(maintenance_window\)/);
+});
+
+t.test('services: Compose services, stacks and (on a manager) Swarm services, one table each', async (t) => {
+  const standing = {
+    attempts: 0,
+    maxAttempts: 3,
+    cooldownRemainingSeconds: 0,
+    pausedUntil: null,
+    givenUp: false,
+  };
+  const text = servicesText({
+    services: [
+      {
+        key: 'service:shop/web',
+        project: 'shop',
+        service: 'web',
+        replicas: { total: 2, running: 2, healthy: 1 },
+        scale: { min: 1, max: 3, minFrom: 'autoheal.scale.min=1', maxFrom: 'autoheal.scale.max=3' },
+        containers: ['shop_web_1', 'shop_web_2'],
+        ...standing,
+        lastAction: 'scale_up',
+        lastResult: 'succeeded',
+        lastActionAt: '2026-12-04T05:00:00.000Z',
+      },
+    ],
+    stacks: [{ project: 'shop', containers: { total: 3, running: 3, healthy: 2 }, services: ['db', 'web'] }],
+    swarm: { manager: false, services: [] },
+  });
+  t.match(text, /SERVICE\s+HEALTHY\/RUNNING\/ALL\s+SCALE/);
+  t.match(text, /service:shop\/web\s+1\/2\/2\s+1-3\s+0\/3\s+-\s+scale_up succeeded/);
+  t.match(text, /project:shop\s+2\/3\/3\s+db,web\s+-/);
+  t.notMatch(text, /SWARM/, 'no Swarm table off a manager');
 });
