@@ -3,15 +3,20 @@
 // containers on the real engine: a steady leak is forecast and restarted at the next maintenance
 // window; a fast leak that would fail before the window is restarted at once; a noisy flat series, a
 // single spike and a leak that stopped cause nothing; a restart that does not lower memory is escalated
-// and not repeated. Timings are reported, never asserted.
+// and not repeated. The status page's Forecasts view, in a real browser (Debian's chromium), shows the
+// same forecasts: the held target and the one the restart helped. Timings are reported, never asserted.
+/// <reference lib="dom" />
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { chromium } from 'playwright-core';
 import t from 'tap';
 import { RecordingTextNotifier } from './fixtures/admin-app.js';
 import { ADMIN_TOKEN, testApp } from './fixtures/app.js';
 import { createTestContainer, followEngineEvents, uniqueName, waitFor } from './fixtures/docker.js';
 import { startPrometheus } from './fixtures/prom-stack.js';
 
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const MiB = 1024 ** 2;
 const LIMIT = 200 * MiB;
 
@@ -91,6 +96,7 @@ t.test(
     const notifier = new RecordingTextNotifier();
     const h = await testApp(t, {
       textNotifier: notifier,
+      listen: true,
       env: {
         WATCH_SCOPE: 'project',
         COMPOSE_PROJECT: project,
@@ -228,5 +234,25 @@ t.test(
     t.match(metrics.body, /autoheal_forecast_fit_r2\{target="[^"]+",kind="memory"\}/);
     t.match(metrics.body, /autoheal_forecast_actions_total\{kind="memory",result="requested"\} 3/);
     t.match(metrics.body, /autoheal_forecast_actions_total\{kind="memory",result="ineffective"\} 1/);
+
+    // The status page's Forecasts view shows them: the held target, and the one the restart helped.
+    t.ok(existsSync(CHROMIUM), `a browser at ${CHROMIUM} (.ci/run installs Debian's chromium)`);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    t.teardown(() => browser.close());
+    const page = await browser.newPage();
+    await page.goto(`${h.url}/ui#/forecasts`);
+    await page.fill('#token', ADMIN_TOKEN);
+    await page.click('#login-form button[type=submit]');
+    const row = (s: Shape) => page.locator(`tr[data-forecast="memory:${name(s)}"]`);
+    await row('ineffective').waitFor({ timeout: 60_000 });
+    t.ok(await page.locator('#forecasts-view').isVisible(), 'the Forecasts view');
+    t.match(await row('ineffective').textContent(), /held until/, 'the page shows the hold');
+    t.match(await row('ineffective').textContent(), /did not help/, 'and that the restart did not help');
+    t.match(await row('fast').textContent(), /helped/, 'the fast leak: helped');
+    t.match(
+      await row('flat').getAttribute('data-reason'),
+      /poor_fit|no_trend/,
+      'noise: no forecast acted on',
+    );
   },
 );
