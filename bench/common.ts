@@ -2,7 +2,10 @@
 // containers (every alert runs the decision path in full and is decided `target_not_found`; remediation
 // I/O is not what the webhook and state-growth benchmarks measure), the body Alertmanager posts for a
 // group of firing alerts, a median, and a wait on a condition the engine's event stream fills in.
-import type { DockerClient } from '../src/docker/client.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CONTAINER_LABELS } from '../src/core/labels.js';
+import type { DockerClient, DockerEvent } from '../src/docker/client.js';
+import { DockerodeClient } from '../src/docker/dockerode-client.js';
 
 export const BENCH_TOKEN = 'bench-token-0123456789abcdef';
 
@@ -102,4 +105,30 @@ export async function waitUntil<T>(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/**
+ * The engine's own timeline of a Compose project's containers (by name), from an event stream of its
+ * own; stop() ends it.
+ */
+export function observeProject(dockerHost: string, project: string) {
+  const timeline = new Map<string, DockerEvent[]>();
+  const abort = new AbortController();
+  const done = (async () => {
+    try {
+      for await (const ev of new DockerodeClient(dockerHost).events({ signal: abort.signal })) {
+        if (ev.labels[CONTAINER_LABELS.composeProject] !== project) continue;
+        const list = timeline.get(ev.name) ?? [];
+        list.push(ev);
+        timeline.set(ev.name, list);
+      }
+    } catch {
+      // aborted at the end
+    }
+  })();
+  const stop = async () => {
+    abort.abort();
+    await Promise.race([done, sleep(1000)]);
+  };
+  return { timeline, stop };
 }

@@ -13,7 +13,7 @@ import Docker from 'dockerode';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config.js';
 import { CONTAINER_LABELS } from '../src/core/labels.js';
-import type { DockerClient, DockerEvent } from '../src/docker/client.js';
+import type { DockerClient, } from '../src/docker/client.js';
 import { DockerodeClient } from '../src/docker/dockerode-client.js';
 import { Watcher } from '../src/inputs/watcher/watcher.js';
 import { createLogger } from '../src/logger.js';
@@ -21,7 +21,7 @@ import { createMetrics } from '../src/metrics.js';
 import { buildService } from '../src/service.js';
 import { ensureTestImage, TEST_IMAGE } from '../test/fixtures/docker.js';
 import { TEST_LABEL } from '../test/fixtures/labels.js';
-import { median } from './common.js';
+import { median, observeProject } from './common.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
 const BURST = 10;
@@ -137,20 +137,7 @@ async function main(): Promise<void> {
   const watcher = new Watcher({ config, docker, engine, store, metrics, log, clock: service.clock });
 
   // The engine's own timeline of every container of this run, from a separate event stream.
-  const timeline = new Map<string, DockerEvent[]>();
-  const observer = new AbortController();
-  const observing = (async () => {
-    try {
-      for await (const ev of new DockerodeClient(DOCKER_HOST).events({ signal: observer.signal })) {
-        if (ev.labels[CONTAINER_LABELS.composeProject] !== project) continue;
-        const list = timeline.get(ev.name) ?? [];
-        list.push(ev);
-        timeline.set(ev.name, list);
-      }
-    } catch {
-      // aborted at the end
-    }
-  })();
+  const { timeline, stop: stopObserving } = observeProject(DOCKER_HOST, project);
 
   /** unhealthy event → first kill/stop after it, in ms, from the engine's timestamps; after `from`. */
   const reaction = (name: string, from: bigint): number | undefined => {
@@ -307,8 +294,7 @@ async function main(): Promise<void> {
     await watcher.stop();
     await service.close(5000);
     await removeAll();
-    observer.abort();
-    await Promise.race([observing, sleep(1000)]);
+    await stopObserving();
     rmSync(dir, { recursive: true, force: true });
   }
 }

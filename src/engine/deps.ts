@@ -8,6 +8,7 @@ import type {
   ActionOutcome,
   ActionRegistry,
   ActionTarget,
+  Bound,
 } from '../actions/handler.js';
 import type { Config } from '../config.js';
 import type { Clock } from '../core/clock.js';
@@ -50,6 +51,8 @@ export interface EngineIo {
   readonly busy: Set<string>;
   /** The bound on actions running at once (MAX_PARALLEL). */
   readonly limit: LimitFunction;
+  /** The same bound, for an action that puts only its costly part inside it (see runBounded). */
+  readonly bound: Bound;
   /** The policy context as it is now (SELF_CONTAINER_ID is replaced by the full id after start). */
   ctx(): PolicyContext;
   stopping(): boolean;
@@ -70,5 +73,7 @@ export function runBounded(
   ctx: ActionContext,
   target: ActionTarget,
 ): Promise<ActionOutcome> {
-  return handler.boundsItself ? handler.run(ctx, target) : io.limit(() => handler.run(ctx, target));
+  // Only here is a handler handed the bound: one run inside a slot that waited for another would hang.
+  if (handler.boundsItself) return handler.run({ ...ctx, bound: io.bound }, target);
+  return io.limit(() => handler.run(ctx, target));
 }

@@ -98,6 +98,7 @@ export class Engine {
       retries: this.retries,
       busy: this.busy,
       limit: this.limit,
+      bound: this.bound,
       ctx: () => this.ctx,
       stopping: () => this.stopping,
       durably: (fn) => this.durably(fn),
@@ -510,7 +511,6 @@ export class Engine {
       log: this.deps.log,
       now: () => this.deps.clock.now(),
       params: signal.params,
-      bound: this.bound,
     };
   }
 
