@@ -1,7 +1,15 @@
 // The CLI's command table, without a service: the usage is generated from it and lists every command
 // and option, and every entry can run.
 import t from 'tap';
-import { COMMANDS, findCommand, usage } from '../../src/cli/commands.js';
+import { defaultUrl } from '../../src/cli/api.js';
+import {
+  COMMANDS,
+  editDistance,
+  findCommand,
+  suggestCommands,
+  unknownCommand,
+  usage,
+} from '../../src/cli/commands.js';
 import { OPTIONS } from '../../src/cli/options.js';
 import { forecastsText } from '../../src/cli/render.js';
 
@@ -60,4 +68,28 @@ t.test('forecasts: one row per target, off and empty said in words', async (t) =
   });
   t.match(text, /^TARGET\s+KIND\s+NOW\/LIMIT\s+FAILS AT\s+R²\s+VERDICT\s+NEXT/);
   t.match(text, /web\s+memory\s+150Mi\/200Mi\s+.*\s+0\.988\s+ok\s+restart at .* \(maintenance_window\)/);
+});
+
+t.test('did you mean: the nearest commands by edit distance', async (t) => {
+  t.equal(editDistance('stauts', 'status'), 2);
+  t.equal(editDistance('', 'abc'), 3);
+  t.same(suggestCommands('stauts'), ['status']);
+  t.same(suggestCommands('restrat'), ['restart']);
+  t.same(suggestCommands('incident'), ['incidents']);
+  t.same(suggestCommands('xyzzy'), []);
+  t.match(unknownCommand('resum'), /did you mean "resume"\?/);
+  t.notMatch(unknownCommand('xyzzy'), /did you mean|Usage/);
+});
+
+t.test('the default URL comes from PORT and HOST', async (t) => {
+  t.equal(defaultUrl({}), 'http://127.0.0.1:9095');
+  t.equal(defaultUrl({ PORT: '9100' }), 'http://127.0.0.1:9100');
+  t.equal(
+    defaultUrl({ PORT: '9100', HOST: '0.0.0.0' }),
+    'http://127.0.0.1:9100',
+    'a wildcard is reached on loopback',
+  );
+  t.equal(defaultUrl({ HOST: '192.0.2.7' }), 'http://192.0.2.7:9095');
+  t.equal(defaultUrl({ HOST: '::1' }), 'http://[::1]:9095');
+  t.equal(defaultUrl({ PORT: 'abc' }), 'http://127.0.0.1:9095');
 });
