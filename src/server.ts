@@ -8,6 +8,7 @@ import { SwarmWatcher } from './inputs/swarm-watcher.js';
 import { checkScheduleTargets, parseSchedules, type ScheduleEntry, Scheduler } from './inputs/schedules.js';
 import type { DockerClient } from './docker/client.js';
 import { listenFailure, startupSummary } from './startup.js';
+import { applyEnvFile, type EnvFileResult, envFileArg } from './env-file.js';
 import { createLogger, loggerOptions } from './logger.js';
 import { detectSelfContainerId } from './self.js';
 import { buildService, type Service } from './service.js';
@@ -17,7 +18,11 @@ import { VERSION } from './version.js';
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   let schedules: ScheduleEntry[];
+  let envFile: EnvFileResult = { path: undefined, applied: [] };
   try {
+    // npm start passes --dotenv=.env: the file fills in what the environment does not set.
+    const envPath = envFileArg(process.argv.slice(2));
+    if (envPath) envFile = applyEnvFile(envPath, process.env);
     config = loadConfig({
       ...process.env,
       SELF_CONTAINER_ID: process.env.SELF_CONTAINER_ID || detectSelfContainerId(),
@@ -25,7 +30,12 @@ async function main(): Promise<void> {
     schedules = parseSchedules(config.schedules);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`autoheal-nexus: configuration error: ${err.message}\n`);
+      const from = envFile.path ? ` (settings read from the environment and ${envFile.path})` : '';
+      process.stderr.write(`autoheal-nexus: configuration error: ${err.message}${from}\n`);
+      process.exit(2);
+    }
+    if (err instanceof Error && err.message.startsWith('--dotenv:')) {
+      process.stderr.write(`autoheal-nexus: ${err.message}\n`);
       process.exit(2);
     }
     throw err;
@@ -95,6 +105,7 @@ async function main(): Promise<void> {
     version: VERSION,
     schedules: schedules.length,
     rules: rules.length,
+    envFile: envFile.path,
   });
   log.info(summary.fields, summary.message);
   if (!config.webhookToken)

@@ -29,7 +29,7 @@ function telegramOff(config: Config): string | undefined {
  */
 export function startupSummary(
   config: Config,
-  o: { version: string; schedules: number; rules: number; cwd?: string },
+  o: { version: string; schedules: number; rules: number; cwd?: string; envFile?: string | undefined },
 ): StartupSummary {
   const cwd = o.cwd ?? process.cwd();
   const auditLog = config.logFile === '' ? 'stdout only' : resolve(cwd, config.logFile);
@@ -55,6 +55,7 @@ export function startupSummary(
     event: 'starting',
     version: o.version,
     listen: `http://${config.host}:${config.port}`,
+    envFile: o.envFile === undefined ? 'none' : resolve(cwd, o.envFile),
     auditLog,
     state,
     scope: config.scope,
@@ -73,6 +74,7 @@ export function startupSummary(
   const message =
     `autoheal-nexus ${o.version} starting on http://${config.host}:${config.port}` +
     `${config.dryRun ? ' (DRY_RUN: touches nothing)' : ''}; audit log: ${auditLog}; state: ${state}; ` +
+    `${o.envFile === undefined ? '' : `settings also from ${resolve(cwd, o.envFile)}; `}` +
     `scope: ${config.scope}; inputs: ${on(inputs)}; channels: ${on(channels)}`;
   return { fields, message };
 }
