@@ -1,7 +1,9 @@
 // The Dockerfile, built for real on a base image made from this machine's own Node.js runtime (no
 // registry is reachable here; see test/fixtures/service-image.ts). The built image then runs as its
 // non-root user with the socket mounted and the socket's group added, answers /healthz, passes its own
-// HEALTHCHECK, and heals a container through the socket, while leaving its own container alone.
+// HEALTHCHECK, and heals a container through the socket, while leaving its own container alone. Without
+// the socket's group it reports unhealthy and its log names the group and the fix. It also runs from
+// the README's own `docker build` / `docker run` lines (test/newcomer.test.ts reads them).
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,11 +74,15 @@ t.test('the image', async (t) => {
   t.ok(info.Size - base.Size < 80e6, 'the service adds less than 80 MB to its base');
   t.equal(info.Config.User, '1000:1000', 'runs as a non-root user');
   t.equal(info.Config.Labels?.['autoheal.enable'], 'false', 'labelled so the service never heals itself');
-  t.match(JSON.stringify(info.Config.Healthcheck?.Test), /\/healthz/, 'HEALTHCHECK on /healthz');
+  t.match(
+    JSON.stringify(info.Config.Healthcheck?.Test),
+    /\/readyz/,
+    'HEALTHCHECK on /readyz: healthy means the engine answers too',
+  );
   t.same(info.Config.Cmd, ['node', 'dist/src/server.js']);
 
   t.test('production dependencies only, compiled code only', async (t) => {
-    const probe = `const fs = require('node:fs'); console.log(JSON.stringify(['node_modules/typescript', 'node_modules/tap', 'node_modules/@biomejs', 'node_modules/fastify', 'node_modules/dockerode', 'src', 'dist/src/server.js', 'dist/routes/webhook.js'].filter((p) => fs.existsSync(p))))`;
+    const probe = `const fs = require('node:fs'); console.log(JSON.stringify(['node_modules/typescript', 'node_modules/tap', 'node_modules/@biomejs', 'node_modules/cpu-features', 'node_modules/fastify', 'node_modules/dockerode', 'src', 'dist/src/server.js', 'dist/routes/webhook.js'].filter((p) => fs.existsSync(p))))`;
     const { stdout } = await run('docker', [
       'run',
       '--rm',
@@ -95,6 +101,32 @@ t.test('the image', async (t) => {
       'dist/src/server.js',
       'dist/routes/webhook.js',
     ]);
+  });
+
+  t.test('without the socket group: unhealthy, and the log says the group and the fix', async (t) => {
+    const port = await freePort();
+    const name = uniqueName('image-nogroup');
+    const gid = statSync(SOCKET).gid;
+    const c = await docker.createContainer({
+      name,
+      Image: SERVICE_IMAGE,
+      Labels: { [TEST_LABEL]: 'true' },
+      Env: [`PORT=${port}`, 'HOST=127.0.0.1', 'WATCHER_HEAL=false', 'DRY_RUN=true', 'LOG_FILE='],
+      Healthcheck: { Interval: 1_000_000_000, StartPeriod: 0, Retries: 2 },
+      HostConfig: {
+        NetworkMode: 'host',
+        Binds: [`${SOCKET}:${SOCKET}`],
+        Mounts: [{ Type: 'volume', Source: '', Target: '/data' }],
+      },
+    });
+    t.teardown(() => c.remove({ force: true, v: true }).catch(() => undefined));
+    await c.start();
+    await waitForHealth(name, 'unhealthy', 60_000);
+    t.pass('docker ps shows it unhealthy: it cannot reach the engine');
+    const logs = String(await c.logs({ stdout: true, stderr: true, tail: 50 }));
+    t.match(logs, `belongs to group ${gid}`);
+    t.match(logs, `--group-add ${gid}`);
+    t.match(logs, `DOCKER_GID=${gid}`);
   });
 
   // The token files the compose stack's `secrets` service writes, by the command in docker-compose.yml.
