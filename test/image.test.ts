@@ -23,7 +23,9 @@ import {
 } from './fixtures/docker.js';
 import { TEST_LABEL } from './fixtures/labels.js';
 import { freePort, REPO, sampleOf } from './fixtures/prom-stack.js';
+import { sectionCommands } from './fixtures/readme.js';
 import { BASE_IMAGE, buildServiceImage, ensureBaseImage, SERVICE_IMAGE } from './fixtures/service-image.js';
+import { shellWords } from './fixtures/shell-words.js';
 
 const run = promisify(execFile);
 const SOCKET = '/var/run/docker.sock';
@@ -101,6 +103,73 @@ t.test('the image', async (t) => {
       'dist/src/server.js',
       'dist/routes/webhook.js',
     ]);
+  });
+
+  // The README's "Run it in Docker" lines. What this machine needs changed, and nothing else: the base
+  // image is the local one (no registry), the build and the container use the host network (the engine
+  // runs with --bridge=none, so there is no bridge to publish a port on: -p becomes PORT on the host
+  // network), and the name, tag, volume and port are the test's own. $(stat ...) is what a shell makes of it.
+  t.test("the README's docker build and docker run lines", async (t) => {
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    const [build = '', runLine = ''] = sectionCommands(readme, '## Run it in Docker');
+    t.match(build, /^docker build --build-arg NODE_IMAGE=node:24-bookworm-slim -t autoheal-nexus \.$/);
+    t.match(runLine, /--group-add \$\(stat -c %g \/var\/run\/docker\.sock\)/);
+    const tag = `${SERVICE_IMAGE}-readme`;
+    const buildArgs = shellWords(build, {})
+      .slice(1)
+      .map((w) =>
+        w === 'NODE_IMAGE=node:24-bookworm-slim'
+          ? `NODE_IMAGE=${BASE_IMAGE}`
+          : w === 'autoheal-nexus'
+            ? tag
+            : w,
+      );
+    await run(
+      'docker',
+      [
+        ...buildArgs.slice(0, 1),
+        '--network',
+        'host',
+        '--label',
+        `${TEST_LABEL}=image`,
+        ...buildArgs.slice(1),
+      ],
+      {
+        cwd: REPO,
+        maxBuffer: 64 * 1024 * 1024,
+        env: { ...process.env, DOCKER_BUILDKIT: '0' },
+      },
+    );
+    const port = await freePort();
+    const name = uniqueName('readme-run');
+    const volume = uniqueName('readme-data');
+    const gid = String(statSync(SOCKET).gid);
+    const words = shellWords(runLine.replace('$(stat -c %g /var/run/docker.sock)', gid), {});
+    const args: string[] = [];
+    for (let i = 1; i < words.length; i++) {
+      const w = words[i] as string;
+      if (w === '-p') {
+        args.push('--network', 'host', '-e', `PORT=${port}`, '-e', 'HOST=127.0.0.1');
+        i++;
+      } else if (w === 'autoheal') args.push(name);
+      else if (w === 'autoheal-data:/data') args.push(`${volume}:/data`);
+      else if (w === 'autoheal-nexus')
+        args.push('--label', `${TEST_LABEL}=true`, '-e', 'WATCHER_HEAL=false', '-e', 'DRY_RUN=true', tag);
+      else args.push(w);
+    }
+    t.teardown(async () => {
+      await run('docker', ['rm', '-f', name]).catch(() => undefined);
+      await run('docker', ['volume', 'rm', '-f', volume]).catch(() => undefined);
+    });
+    await run('docker', args);
+    await waitForHealth(name, 'healthy', 180_000);
+    t.pass('docker ps: healthy (it answers and reaches the engine)');
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    t.equal(ready.status, 200);
+    const status = await fetch(`http://127.0.0.1:${port}/api/v1/containers`, {
+      headers: { authorization: 'Bearer change-me-too-long-secret' },
+    });
+    t.equal(status.status, 200, 'the admin token from the run line');
   });
 
   t.test('without the socket group: unhealthy, and the log says the group and the fix', async (t) => {

@@ -15,57 +15,13 @@ import { TEST_IMAGE } from './fixtures/docker.js';
 import { freePort, REPO } from './fixtures/prom-stack.js';
 import { startSecondDockerd } from './fixtures/second-dockerd.js';
 import { sectionCommands } from './fixtures/readme.js';
+import { shellWords } from './fixtures/shell-words.js';
 import { spawnServer, until } from './fixtures/spawned.js';
 
 const run = promisify(execFile);
 const SECTION = '## Your first heal';
 const WEBHOOK_TOKEN = 'newcomer-webhook-token-0123456789';
 const ADMIN_TOKEN = 'newcomer-admin-token-0123456789';
-
-/**
- * A command line split as sh would split it: single quotes literal, double quotes with $NAME expanded,
- * bare words with $NAME expanded, from `env` only. Anything else a shell would do (pipes, `$(...)`,
- * globs, redirections) is refused: the README's newcomer commands need none.
- */
-export function shellWords(line: string, env: Readonly<Record<string, string | undefined>>): string[] {
-  const words: string[] = [];
-  let word = '';
-  let inWord = false;
-  const expand = (text: string) =>
-    text.replace(/\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => env[name] ?? '');
-  for (let i = 0; i < line.length; ) {
-    const c = line[i] as string;
-    if (c === ' ' || c === '\t') {
-      if (inWord) words.push(word);
-      word = '';
-      inWord = false;
-      i++;
-    } else if (c === "'") {
-      const close = line.indexOf("'", i + 1);
-      if (close < 0) throw new Error(`unclosed ' in: ${line}`);
-      word += line.slice(i + 1, close);
-      inWord = true;
-      i = close + 1;
-    } else if (c === '"') {
-      const close = line.indexOf('"', i + 1);
-      if (close < 0) throw new Error(`unclosed " in: ${line}`);
-      const inner = line.slice(i + 1, close);
-      if (/\$\(|`/.test(inner)) throw new Error(`command substitution in: ${line}`);
-      word += expand(inner);
-      inWord = true;
-      i = close + 1;
-    } else {
-      const m = /^[^\s'"]+/.exec(line.slice(i));
-      const bare = m?.[0] ?? '';
-      if (/[|;&<>`*?()]|\$\(/.test(bare)) throw new Error(`shell syntax "${bare}" in: ${line}`);
-      word += expand(bare);
-      inWord = true;
-      i += bare.length;
-    }
-  }
-  if (inWord) words.push(word);
-  return words;
-}
 
 t.test('shellWords splits as sh does, and refuses shell syntax', async (t) => {
   t.same(shellWords(`a 'b c' "d $X" $X e'f'g`, { X: 'x' }), ['a', 'b c', 'd x', 'x', 'efg']);
