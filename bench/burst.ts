@@ -93,6 +93,14 @@ async function removeAll(): Promise<void> {
   );
 }
 
+/** Every container's health check fails from now on (until its next start). */
+async function breakAll(): Promise<void> {
+  await inBatches(names, 25, async (n) => {
+    const e = await raw.getContainer(n).exec({ Cmd: ['touch', '/tmp/broken'] });
+    await e.start({ Detach: true });
+  });
+}
+
 interface Round {
   readonly label: string;
   readonly reaction: number[];
@@ -117,6 +125,7 @@ async function burstRound(
   };
   // The webhook, posted to while the burst is healed (a new group each time: never a duplicate).
   const webhook: number[] = [];
+  const webhookFailures: string[] = [];
   let posting = webhookPort !== undefined;
   const poster = (async () => {
     let seq = 0;
@@ -130,29 +139,33 @@ async function burstRound(
         }),
       );
       const t0 = performance.now();
-      const r = await request(`http://127.0.0.1:${webhookPort}/webhooks/alertmanager`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_TOKEN}` },
-        body,
-      });
-      await r.body.dump();
-      if (r.statusCode !== 200) throw new Error(`webhook answered ${r.statusCode}`);
-      webhook.push(performance.now() - t0);
+      try {
+        const r = await request(`http://127.0.0.1:${webhookPort}/webhooks/alertmanager`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_TOKEN}` },
+          body,
+        });
+        await r.body.dump();
+        if (r.statusCode === 200) webhook.push(performance.now() - t0);
+        else webhookFailures.push(`answered ${r.statusCode}`);
+      } catch (err) {
+        webhookFailures.push((err as Error).message);
+      }
       await sleep(WEBHOOK_EVERY_MS);
     }
   })();
-  await inBatches(names, 25, async (n) => {
-    const e = await raw.getContainer(n).exec({ Cmd: ['touch', '/tmp/broken'] });
-    await e.start({ Detach: true });
-  });
-  await waitUntil(
-    `${label}: all healthy again`,
-    () => (names.every((n) => healedAt(n) !== undefined) ? true : undefined),
-    30 * 60_000,
-    200,
-  );
-  posting = false;
-  await poster;
+  try {
+    await breakAll();
+    await waitUntil(
+      `${label}: all healthy again`,
+      () => (names.every((n) => healedAt(n) !== undefined) ? true : undefined),
+      30 * 60_000,
+      200,
+    );
+  } finally {
+    posting = false;
+    await poster;
+  }
   const reaction = names.map((n) => {
     const sick = sickAt(n) as bigint;
     const kill = after(n).find((e) => e.timeNano > sick && (e.action === 'kill' || e.action === 'stop'));
@@ -160,6 +173,10 @@ async function burstRound(
   });
   const firstSick = Math.min(...names.map((n) => msOf(sickAt(n) as bigint)));
   const lastHealed = Math.max(...names.map((n) => msOf(healedAt(n) as bigint)));
+  if (webhookFailures.length)
+    process.stdout.write(
+      `  ${label}: ${webhookFailures.length} webhook posts failed (${webhookFailures[0]})\n`,
+    );
   return { label, reaction, allHealthyMs: lastHealed - firstSick, webhook };
 }
 
@@ -223,10 +240,7 @@ async function serviceRound(
 async function serialRound(timeline: Map<string, DockerEvent[]>): Promise<Round> {
   const from = new Map(names.map((n) => [n, timeline.get(n)?.at(-1)?.timeNano ?? 0n]));
   const after = (n: string) => (timeline.get(n) ?? []).filter((e) => e.timeNano > (from.get(n) ?? 0n));
-  await inBatches(names, 25, async (n) => {
-    const e = await raw.getContainer(n).exec({ Cmd: ['touch', '/tmp/broken'] });
-    await e.start({ Detach: true });
-  });
+  await breakAll();
   await waitUntil(
     'all unhealthy',
     () =>

@@ -13,7 +13,7 @@ import Docker from 'dockerode';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config.js';
 import { CONTAINER_LABELS } from '../src/core/labels.js';
-import type { DockerClient, } from '../src/docker/client.js';
+import type { DockerClient } from '../src/docker/client.js';
 import { DockerodeClient } from '../src/docker/dockerode-client.js';
 import { Watcher } from '../src/inputs/watcher/watcher.js';
 import { createLogger } from '../src/logger.js';

@@ -1,6 +1,7 @@
 // Liveness and readiness. /healthz says the process is alive; /readyz says the Docker engine answers.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { explainEngineError } from '../src/startup.js';
 
 const Ready = Type.Object({ status: Type.String(), reason: Type.Optional(Type.String()) });
 
@@ -16,7 +17,8 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await app.deps.docker.ping();
       return { status: 'ready' };
     } catch (err) {
-      const reason = `docker engine unreachable at ${app.config.dockerHost}: ${(err as Error).message}`;
+      const why = explainEngineError(app.config.dockerHost, (err as Error).message);
+      const reason = `docker engine unreachable at ${app.config.dockerHost}: ${why}`;
       return reply.code(503).send({ status: 'not_ready', reason });
     }
   });

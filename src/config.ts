@@ -471,23 +471,84 @@ function readSecret(env: Record<string, string | undefined>, name: string): stri
   }
   const value = text.trim();
   if (value.length < 16 && name !== 'TELEGRAM_BOT_TOKEN') {
-    throw new ConfigError(`${name}_FILE: the token in ${file} must be at least 16 characters`);
+    throw new ConfigError(
+      `${name}_FILE: the token in ${file} is ${value.length} characters; it needs at least 16 (make one with: openssl rand -hex 24)`,
+    );
   }
   if (value === '') throw new ConfigError(`${name}_FILE: ${file} is empty`);
   return value;
 }
 
-function describe(schema: unknown): string {
+/**
+ * What a right value of a patterned setting looks like, in words and an example: the message for a
+ * wrong one says this instead of the pattern (test/unit/config.test.ts: every pattern has one).
+ */
+export const VALUE_HINTS: Readonly<Record<string, string>> = {
+  DOCKER_HOST: 'an engine address such as unix:///var/run/docker.sock or tcp://127.0.0.1:2375',
+  CLEANUP_PRUNE_UNTIL: 'an age in seconds, minutes or hours such as 90s, 30m or 24h',
+  PROMETHEUS_URL: 'an http(s) URL such as http://127.0.0.1:9090',
+  FORECAST_MIN_R2: 'a number from 0 to 1 such as 0.9',
+  ALERTMANAGER_URL: 'an http(s) URL such as http://127.0.0.1:9093',
+  ESCALATE_VIA: 'telegram, alertmanager, or both comma separated (telegram,alertmanager)',
+  TELEGRAM_CHAT_ID:
+    "a chat id is a number: a private chat's is your user id (e.g. 123456789), a group's or channel's is negative (e.g. -1001234567890), not its @name; several are comma separated, and chat:topic (e.g. -1001234567890:42) names a forum topic. Send the bot a message and read chat.id from https://api.telegram.org/bot<token>/getUpdates",
+  TELEGRAM_API_URL: 'an http(s) URL such as https://api.telegram.org',
+  TELEGRAM_ALLOWED_USERS:
+    'Telegram user ids (numbers such as 123456789, not @names), comma separated; @userinfobot tells yours',
+  TELEGRAM_WEBHOOK_URL:
+    'the public https URL of /telegram/webhook, e.g. https://heal.example.org/telegram/webhook',
+  TELEGRAM_WEBHOOK_SECRET: '16 to 256 characters of A-Z, a-z, 0-9, _ and -',
+  WEBHOOK_URL: 'an http(s) URL such as https://discord.com/api/webhooks/ID/TOKEN',
+  WEBHOOK_JSON_KEY:
+    'a JSON key of up to 64 characters of A-Z, a-z, 0-9, _ . and - (Slack: text, Discord: content)',
+  APPRISE_URL: 'an http(s) URL such as http://apprise:8000/notify/autoheal',
+};
+
+/** The one-line message of a setting whose value the schema refused. Tokens are never echoed. */
+function invalidValue(key: string, schema: unknown, value: string | undefined): string {
   const s = schema as {
     anyOf?: Array<{ const?: unknown }>;
     type?: string;
     minimum?: number;
+    maximum?: number;
+    minLength?: number;
+    maxLength?: number;
     pattern?: string;
   };
-  if (s.anyOf) return `one of ${s.anyOf.map((o) => JSON.stringify(o.const)).join(', ')}`;
-  if (s.type === 'integer') return `an integer${s.minimum !== undefined ? ` >= ${s.minimum}` : ''}`;
-  if (s.pattern) return `a value matching ${s.pattern}`;
-  return `a ${s.type ?? 'value'}`;
+  const secret = /TOKEN|SECRET/.test(key);
+  const got = secret ? '' : `, got ${JSON.stringify(value)}`;
+  if (
+    s.type === 'string' &&
+    typeof value === 'string' &&
+    s.minLength !== undefined &&
+    value.length < s.minLength
+  ) {
+    const make = secret ? ` (make one with: openssl rand -hex 24)` : '';
+    return `${key} is ${value.length} character${value.length === 1 ? '' : 's'}; it needs at least ${s.minLength}${make}`;
+  }
+  if (
+    s.type === 'string' &&
+    typeof value === 'string' &&
+    s.maxLength !== undefined &&
+    value.length > s.maxLength
+  ) {
+    return `${key} is ${value.length} characters; it may have at most ${s.maxLength}`;
+  }
+  if (s.anyOf)
+    return `${key}: expected one of ${s.anyOf.map((o) => JSON.stringify(o.const)).join(', ')}${got}`;
+  if (s.type === 'integer') {
+    const range =
+      s.minimum !== undefined && s.maximum !== undefined
+        ? ` from ${s.minimum} to ${s.maximum}`
+        : s.minimum !== undefined
+          ? ` >= ${s.minimum}`
+          : '';
+    return `${key}: expected an integer${range}${got}`;
+  }
+  const hint = VALUE_HINTS[key];
+  if (hint)
+    return `${key}: ${secret ? 'not valid' : `${JSON.stringify(value)} is not valid`}; expected ${hint}`;
+  return `${key}: expected a ${s.type ?? 'value'}${got}`;
 }
 
 /** Validates the environment and returns a frozen Config, or throws ConfigError naming the variable. */
@@ -504,13 +565,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const [first] = Value.Errors(EnvSchema, converted);
     const key = first?.instancePath.replace(/^\//, '').split('/')[0] ?? '';
     const props = EnvSchema.properties as Record<string, unknown>;
-    const got = key ? JSON.stringify(env[key]) : '';
-    const tokenLike = /TOKEN/.test(key);
     throw new ConfigError(
       key
-        ? `${key}: expected ${describe(props[key])}${tokenLike ? '' : `, got ${got}`}${
-            tokenLike ? ' (tokens need at least 16 characters)' : ''
-          }`
+        ? invalidValue(key, props[key], env[key])
         : `invalid configuration: ${first?.message ?? 'unknown error'}`,
     );
   }

@@ -5,7 +5,10 @@ import { ConfigError, loadConfig } from './config.js';
 import { loadRulesFile } from './inputs/rules-file.js';
 import { Watcher } from './inputs/watcher/watcher.js';
 import { SwarmWatcher } from './inputs/swarm-watcher.js';
-import { parseSchedules, type ScheduleEntry, Scheduler } from './inputs/schedules.js';
+import { checkScheduleTargets, parseSchedules, type ScheduleEntry, Scheduler } from './inputs/schedules.js';
+import type { DockerClient } from './docker/client.js';
+import { listenFailure, startupSummary } from './startup.js';
+import { applyEnvFile, type EnvFileResult, envFileArg } from './env-file.js';
 import { createLogger, loggerOptions } from './logger.js';
 import { detectSelfContainerId } from './self.js';
 import { buildService, type Service } from './service.js';
@@ -15,7 +18,11 @@ import { VERSION } from './version.js';
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   let schedules: ScheduleEntry[];
+  let envFile: EnvFileResult = { path: undefined, applied: [] };
   try {
+    // npm start passes --dotenv=.env: the file fills in what the environment does not set.
+    const envPath = envFileArg(process.argv.slice(2));
+    if (envPath) envFile = applyEnvFile(envPath, process.env);
     config = loadConfig({
       ...process.env,
       SELF_CONTAINER_ID: process.env.SELF_CONTAINER_ID || detectSelfContainerId(),
@@ -23,7 +30,12 @@ async function main(): Promise<void> {
     schedules = parseSchedules(config.schedules);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`autoheal-nexus: configuration error: ${err.message}\n`);
+      const from = envFile.path ? ` (settings read from the environment and ${envFile.path})` : '';
+      process.stderr.write(`autoheal-nexus: configuration error: ${err.message}${from}\n`);
+      process.exit(2);
+    }
+    if (err instanceof Error && err.message.startsWith('--dotenv:')) {
+      process.stderr.write(`autoheal-nexus: ${err.message}\n`);
       process.exit(2);
     }
     throw err;
@@ -88,24 +100,35 @@ async function main(): Promise<void> {
       }),
   });
 
-  log.info(
-    {
-      event: 'starting',
-      version: VERSION,
-      scope: config.scope,
-      dryRun: config.dryRun,
-      webhookAuth: Boolean(config.webhookToken),
-      adminAuth: Boolean(config.adminToken),
-      telegram: Boolean(config.telegram.botToken),
-      self: config.selfContainerId,
-    },
-    'autoheal-nexus starting',
-  );
+  // One line says where everything is and what is on: the audit log, the state, inputs and channels.
+  const summary = startupSummary(config, {
+    version: VERSION,
+    schedules: schedules.length,
+    rules: rules.length,
+    envFile: envFile.path,
+  });
+  log.info(summary.fields, summary.message);
   if (!config.webhookToken)
     log.warn('WEBHOOK_TOKEN is not set: the Alertmanager webhook refuses every request');
   if (!config.adminToken) log.warn('ADMIN_TOKEN is not set: the admin API refuses every request');
 
-  await app.listen({ port: config.port, host: config.host });
+  // A schedule naming a container that does not exist would fail at its time, maybe weeks from now.
+  const unknown = await scheduleTargetsMissing(schedules, docker, log);
+  if (unknown.length > 0) {
+    process.stderr.write(`autoheal-nexus: configuration error: ${unknown.join('; ')}\n`);
+    await service.close(0);
+    process.exit(2);
+  }
+
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    const line = listenFailure(err, config);
+    if (!line) throw err;
+    process.stderr.write(`autoheal-nexus: ${line}\n`);
+    await service.close(0).catch(() => undefined);
+    process.exit(2);
+  }
   service.start();
   watcher.start();
   swarmWatcher.start();
@@ -126,6 +149,32 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * The SCHEDULES entries whose target names no container of the engine, each in words; none when the
+ * engine cannot be asked now (then said in the log: the entry is checked again at its time).
+ */
+async function scheduleTargetsMissing(
+  schedules: ReadonlyArray<ScheduleEntry>,
+  docker: Pick<DockerClient, 'listContainers'>,
+  log: ReturnType<typeof createLogger>,
+): Promise<string[]> {
+  if (
+    !schedules.some((e) => e.target !== 'all' && ['container', 'service', 'project'].includes(e.target.kind))
+  )
+    return [];
+  let containers: Awaited<ReturnType<DockerClient['listContainers']>>;
+  try {
+    containers = await docker.listContainers({ all: true });
+  } catch (err) {
+    log.warn(
+      { event: 'schedules_unchecked', err: (err as Error).message },
+      'cannot check the SCHEDULES targets now (engine unreachable): each is checked at its time',
+    );
+    return [];
+  }
+  return checkScheduleTargets(schedules, containers);
 }
 
 main().catch((err) => {

@@ -8,35 +8,14 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { ADMIN_TOKEN, adminApp, RecordingTextNotifier } from './fixtures/admin-app.js';
 import { createTestContainer, restartCountOf, waitForHealth } from './fixtures/docker.js';
+import { sectionCommands } from './fixtures/readme.js';
 
 const run = promisify(execFile);
 const SECTION = '## Manual remediation with curl';
 
-/** The shell commands of the section's sh blocks: continuation lines joined, comments dropped. */
-function readmeCommands(markdown: string): string[] {
-  const start = markdown.indexOf(`\n${SECTION}\n`);
-  if (start < 0) throw new Error(`README has no "${SECTION}" section`);
-  const rest = markdown.slice(start + SECTION.length + 2);
-  const end = rest.search(/\n## /);
-  const section = end < 0 ? rest : rest.slice(0, end);
-  const commands: string[] = [];
-  for (const [, block] of section.matchAll(/```sh\n([\s\S]*?)```/g)) {
-    let current = '';
-    for (const line of (block ?? '').split('\n')) {
-      if (!current && (line.trim() === '' || line.trim().startsWith('#'))) continue;
-      current += line.endsWith('\\') ? `${line.slice(0, -1)} ` : line;
-      if (!line.endsWith('\\')) {
-        commands.push(current.trim());
-        current = '';
-      }
-    }
-  }
-  return commands;
-}
-
 t.test('the README curl examples work against a live server', async (t) => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  const commands = readmeCommands(readme);
+  const commands = sectionCommands(readme, SECTION);
   t.ok(commands.length >= 9, `found ${commands.length} commands`);
   t.ok(commands[0]?.startsWith('export AUTOHEAL_URL='), 'the section starts by setting the two variables');
 

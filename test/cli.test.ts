@@ -2,7 +2,9 @@
 // command, tables and --json, progress while it waits, and a non-zero exit with a clear message for
 // every kind of failure.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import t from 'tap';
 import { ADMIN_TOKEN, adminApp, breakIt, RecordingTextNotifier } from './fixtures/admin-app.js';
 import { createTestContainer, healthOf, restartCountOf, waitForHealth } from './fixtures/docker.js';
@@ -73,6 +75,13 @@ t.test('help and usage errors exit 2', async (t) => {
   const unknown = await run(['reboot', 'web']);
   t.equal(unknown.code, 2);
   t.match(unknown.err, /unknown command "reboot"/);
+  t.notMatch(unknown.err, /Usage:/, 'no usage dump for a mistyped command');
+  const typo = await run(['stauts']);
+  t.equal(typo.code, 2);
+  t.equal(
+    typo.err,
+    'autoheal-nexus: unknown command "stauts"; did you mean "status"? (autoheal-nexus --help lists the commands)\n',
+  );
   const badOption = await run(['status', '--colour']);
   t.equal(badOption.code, 2);
   t.match(badOption.err, /--colour/);
@@ -82,6 +91,27 @@ t.test('help and usage errors exit 2', async (t) => {
   const noFor = await run(['pause', 'web']);
   t.equal(noFor.code, 2);
   t.match(noFor.err, /--for/);
+});
+
+t.test('--version prints the version of package.json', async (t) => {
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-v']) {
+    const r = await cli([flag], { url: a.url, env: { ADMIN_TOKEN: '' } });
+    t.equal(r.code, 0, flag);
+    t.equal(r.out, `autoheal-nexus ${version}\n`);
+  }
+});
+
+t.test('without AUTOHEAL_URL the CLI finds the service from PORT and HOST', async (t) => {
+  const { port } = new URL(a.url);
+  for (const host of ['127.0.0.1', '0.0.0.0', '']) {
+    const r = await cli(['status', '--json'], { url: '', env: { PORT: port, HOST: host } });
+    t.equal(r.code, 0, `PORT=${port} HOST=${JSON.stringify(host)}: ${r.err}`);
+  }
+  const other = await closedPort();
+  const r = await cli(['status'], { url: '', env: { PORT: String(other) } });
+  t.equal(r.code, 1);
+  t.match(r.err, `cannot reach autoheal-nexus at http://127.0.0.1:${other}`, 'the URL it tried');
 });
 
 t.test('configuration and connection errors say what to fix', async (t) => {

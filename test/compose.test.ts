@@ -3,7 +3,7 @@
 // file, rule and dashboard paths), the service is labelled so it never heals itself, it can reach the
 // socket as a non-root user, and every service setting can come from .env.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
@@ -237,13 +237,48 @@ t.test('settings from .env reach the service', async (t) => {
       'RESTART_COOLDOWN=5',
       'DOCKER_GID=106',
       'BIND_ADDRESS=0.0.0.0',
+      'GRAFANA_PORT=3300',
       'TELEGRAM_CHAT_ID=-100123',
+      'NODE_IMAGE=mirror.example.org/node:24-bookworm-slim',
     ].join('\n'),
   );
-  const a = (parse(stdout) as Compose).services.autoheal as Service;
+  const services = (parse(stdout) as Compose).services;
+  const a = services.autoheal as Service;
   t.equal(a.environment?.WATCH_SCOPE, 'all');
   t.equal(a.environment?.RESTART_COOLDOWN, '5');
   t.equal(a.environment?.TELEGRAM_CHAT_ID, '-100123');
   t.same(a.group_add?.map(String), ['106']);
-  t.match(JSON.stringify(a.ports), /0\.0\.0\.0/);
+  t.notMatch(
+    JSON.stringify(a.ports),
+    /0\.0\.0\.0/,
+    'BIND_ADDRESS opens the monitoring UIs, not the admin API',
+  );
+  t.match(JSON.stringify(services.grafana?.ports), /0\.0\.0\.0/);
+  t.match(JSON.stringify(services.grafana?.ports), /3300/, 'GRAFANA_PORT from .env');
+  t.match(
+    JSON.stringify(a.build),
+    /mirror\.example\.org\/node:24-bookworm-slim/,
+    'NODE_IMAGE reaches the build',
+  );
+  const open = parse((await composeConfig('AUTOHEAL_BIND_ADDRESS=0.0.0.0')).stdout) as Compose;
+  t.match(JSON.stringify((open.services.autoheal as Service).ports), /0\.0\.0\.0/, 'AUTOHEAL_BIND_ADDRESS');
+  const plain = parse((await composeConfig('')).stdout) as Compose;
+  t.match(
+    JSON.stringify((plain.services.autoheal as Service).build),
+    /node:24-bookworm-slim/,
+    'Node 24 by default',
+  );
 });
+
+t.test(
+  '.env.example copied as it is works for compose: no wrong group, nothing the file says cannot work',
+  async (t) => {
+    const example = readFileSync(join(REPO, '.env.example'), 'utf8');
+    t.notMatch(example, /^DOCKER_GID=/m, 'no hard-coded socket group');
+    const { stdout } = await composeConfig(example);
+    const a = (parse(stdout) as Compose).services.autoheal as Service;
+    t.equal(String(a.environment?.CLEANUP_LOG_MAX_BYTES), '0', 'log truncation stays off in the container');
+    t.equal(a.environment?.HOST, '0.0.0.0');
+    t.equal(a.environment?.DATA_DIR, '/data/state');
+  },
+);

@@ -1,7 +1,9 @@
 // The Dockerfile, built for real on a base image made from this machine's own Node.js runtime (no
 // registry is reachable here; see test/fixtures/service-image.ts). The built image then runs as its
 // non-root user with the socket mounted and the socket's group added, answers /healthz, passes its own
-// HEALTHCHECK, and heals a container through the socket, while leaving its own container alone.
+// HEALTHCHECK, and heals a container through the socket, while leaving its own container alone. Without
+// the socket's group it reports unhealthy and its log names the group and the fix. It also runs from
+// the README's own `docker build` / `docker run` lines (test/newcomer.test.ts reads them).
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +23,9 @@ import {
 } from './fixtures/docker.js';
 import { TEST_LABEL } from './fixtures/labels.js';
 import { freePort, REPO, sampleOf } from './fixtures/prom-stack.js';
+import { sectionCommands } from './fixtures/readme.js';
 import { BASE_IMAGE, buildServiceImage, ensureBaseImage, SERVICE_IMAGE } from './fixtures/service-image.js';
+import { shellWords } from './fixtures/shell-words.js';
 
 const run = promisify(execFile);
 const SOCKET = '/var/run/docker.sock';
@@ -72,11 +76,15 @@ t.test('the image', async (t) => {
   t.ok(info.Size - base.Size < 80e6, 'the service adds less than 80 MB to its base');
   t.equal(info.Config.User, '1000:1000', 'runs as a non-root user');
   t.equal(info.Config.Labels?.['autoheal.enable'], 'false', 'labelled so the service never heals itself');
-  t.match(JSON.stringify(info.Config.Healthcheck?.Test), /\/healthz/, 'HEALTHCHECK on /healthz');
+  t.match(
+    JSON.stringify(info.Config.Healthcheck?.Test),
+    /\/readyz/,
+    'HEALTHCHECK on /readyz: healthy means the engine answers too',
+  );
   t.same(info.Config.Cmd, ['node', 'dist/src/server.js']);
 
   t.test('production dependencies only, compiled code only', async (t) => {
-    const probe = `const fs = require('node:fs'); console.log(JSON.stringify(['node_modules/typescript', 'node_modules/tap', 'node_modules/@biomejs', 'node_modules/fastify', 'node_modules/dockerode', 'src', 'dist/src/server.js', 'dist/routes/webhook.js'].filter((p) => fs.existsSync(p))))`;
+    const probe = `const fs = require('node:fs'); console.log(JSON.stringify(['node_modules/typescript', 'node_modules/tap', 'node_modules/@biomejs', 'node_modules/cpu-features', 'node_modules/fastify', 'node_modules/dockerode', 'src', 'dist/src/server.js', 'dist/routes/webhook.js'].filter((p) => fs.existsSync(p))))`;
     const { stdout } = await run('docker', [
       'run',
       '--rm',
@@ -95,6 +103,99 @@ t.test('the image', async (t) => {
       'dist/src/server.js',
       'dist/routes/webhook.js',
     ]);
+  });
+
+  // The README's "Run it in Docker" lines. What this machine needs changed, and nothing else: the base
+  // image is the local one (no registry), the build and the container use the host network (the engine
+  // runs with --bridge=none, so there is no bridge to publish a port on: -p becomes PORT on the host
+  // network), and the name, tag, volume and port are the test's own. $(stat ...) is what a shell makes of it.
+  t.test("the README's docker build and docker run lines", async (t) => {
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    const [build = '', runLine = ''] = sectionCommands(readme, '## Run it in Docker');
+    t.match(build, /^docker build --build-arg NODE_IMAGE=node:24-bookworm-slim -t autoheal-nexus \.$/);
+    t.match(runLine, /--group-add \$\(stat -c %g \/var\/run\/docker\.sock\)/);
+    const tag = `${SERVICE_IMAGE}-readme`;
+    const buildArgs = shellWords(build, {})
+      .slice(1)
+      .map((w) =>
+        w === 'NODE_IMAGE=node:24-bookworm-slim'
+          ? `NODE_IMAGE=${BASE_IMAGE}`
+          : w === 'autoheal-nexus'
+            ? tag
+            : w,
+      );
+    await run(
+      'docker',
+      [
+        ...buildArgs.slice(0, 1),
+        '--network',
+        'host',
+        '--label',
+        `${TEST_LABEL}=image`,
+        ...buildArgs.slice(1),
+      ],
+      {
+        cwd: REPO,
+        maxBuffer: 64 * 1024 * 1024,
+        env: { ...process.env, DOCKER_BUILDKIT: '0' },
+      },
+    );
+    const port = await freePort();
+    const name = uniqueName('readme-run');
+    const volume = uniqueName('readme-data');
+    const gid = String(statSync(SOCKET).gid);
+    const words = shellWords(runLine.replace('$(stat -c %g /var/run/docker.sock)', gid), {});
+    const args: string[] = [];
+    for (let i = 1; i < words.length; i++) {
+      const w = words[i] as string;
+      if (w === '-p') {
+        args.push('--network', 'host', '-e', `PORT=${port}`, '-e', 'HOST=127.0.0.1');
+        i++;
+      } else if (w === 'autoheal') args.push(name);
+      else if (w === 'autoheal-data:/data') args.push(`${volume}:/data`);
+      else if (w === 'autoheal-nexus')
+        args.push('--label', `${TEST_LABEL}=true`, '-e', 'WATCHER_HEAL=false', '-e', 'DRY_RUN=true', tag);
+      else args.push(w);
+    }
+    t.teardown(async () => {
+      await run('docker', ['rm', '-f', name]).catch(() => undefined);
+      await run('docker', ['volume', 'rm', '-f', volume]).catch(() => undefined);
+    });
+    await run('docker', args);
+    await waitForHealth(name, 'healthy', 180_000);
+    t.pass('docker ps: healthy (it answers and reaches the engine)');
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    t.equal(ready.status, 200);
+    const status = await fetch(`http://127.0.0.1:${port}/api/v1/containers`, {
+      headers: { authorization: 'Bearer change-me-too-long-secret' },
+    });
+    t.equal(status.status, 200, 'the admin token from the run line');
+  });
+
+  t.test('without the socket group: unhealthy, and the log says the group and the fix', async (t) => {
+    const port = await freePort();
+    const name = uniqueName('image-nogroup');
+    const gid = statSync(SOCKET).gid;
+    const c = await docker.createContainer({
+      name,
+      Image: SERVICE_IMAGE,
+      Labels: { [TEST_LABEL]: 'true' },
+      Env: [`PORT=${port}`, 'HOST=127.0.0.1', 'WATCHER_HEAL=false', 'DRY_RUN=true', 'LOG_FILE='],
+      Healthcheck: { Interval: 1_000_000_000, StartPeriod: 0, Retries: 2 },
+      HostConfig: {
+        NetworkMode: 'host',
+        Binds: [`${SOCKET}:${SOCKET}`],
+        Mounts: [{ Type: 'volume', Source: '', Target: '/data' }],
+      },
+    });
+    t.teardown(() => c.remove({ force: true, v: true }).catch(() => undefined));
+    await c.start();
+    await waitForHealth(name, 'unhealthy', 60_000);
+    t.pass('docker ps shows it unhealthy: it cannot reach the engine');
+    const logs = String(await c.logs({ stdout: true, stderr: true, tail: 50 }));
+    t.match(logs, `belongs to group ${gid}`);
+    t.match(logs, `--group-add ${gid}`);
+    t.match(logs, `DOCKER_GID=${gid}`);
   });
 
   // The token files the compose stack's `secrets` service writes, by the command in docker-compose.yml.

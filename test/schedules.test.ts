@@ -1,7 +1,6 @@
 // Scheduled maintenance: SCHEDULES parsing with clear errors (also at the start of the real server), a
 // cleanup that runs at its time by an injected clock and is reported like any remediation, never two
 // runs of one entry at once, and the real timer path.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { parseSchedules, Scheduler } from '../src/inputs/schedules.js';
 import { adminApp, adminAuth } from './fixtures/admin-app.js';
 import { ManualClock } from './fixtures/clock.js';
 import { DOCKER_HOST } from './fixtures/docker.js';
+import { spawnServer } from './fixtures/spawned.js';
 
 t.test('SCHEDULES parsing', async (t) => {
   t.same(parseSchedules(''), []);
@@ -237,23 +237,7 @@ t.test('the real timer runs entries at their time and stops with the service', a
   );
 });
 
-function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: new URL('..', import.meta.url).pathname,
-    env: { PATH: process.env.PATH ?? '', DOCKER_HOST, LOG_FILE: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => {
-    out += String(d);
-  });
-  child.stderr.on('data', (d) => {
-    err += String(d);
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, exited, out: () => out, err: () => err };
-}
+const startServer = (env: Record<string, string>) => spawnServer({ DOCKER_HOST, LOG_FILE: '', ...env });
 
 t.test('the server refuses to start with a bad SCHEDULES and says why', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'autoheal-sched-'));
@@ -279,7 +263,8 @@ t.test('the server starts its schedules and logs their next run', async (t) => {
     DRY_RUN: 'true',
   });
   t.teardown(() => s.child.kill('SIGKILL'));
-  const deadline = Date.now() + 20_000;
+  // A bound for a stuck start only: tsx compiles the server first, slow on a loaded machine.
+  const deadline = Date.now() + 90_000;
   while (!/"event":"schedule"/.test(s.out()) && Date.now() < deadline && s.child.exitCode === null) {
     await sleep(100);
   }

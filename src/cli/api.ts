@@ -110,7 +110,7 @@ export class AdminClient {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;
       throw new CliError(
-        `cannot reach autoheal-nexus at ${this.base}: ${why} (is it running? set AUTOHEAL_URL)`,
+        `cannot reach autoheal-nexus at ${this.base}: ${why} (is it running? set AUTOHEAL_URL or --url)`,
       );
     }
     const text = await res.text();
@@ -152,8 +152,19 @@ function readToken(env: Io['env']): string {
   throw new CliError('ADMIN_TOKEN is not set: export the token the service was started with', 2);
 }
 
+/**
+ * The service's URL when neither --url nor AUTOHEAL_URL says it: where a service started with this
+ * same environment listens (PORT, HOST; a wildcard HOST is reached on loopback), else the default.
+ */
+export function defaultUrl(env: Io['env']): string {
+  const port = env.PORT && /^[0-9]{1,5}$/.test(env.PORT) ? env.PORT : '9095';
+  const raw = env.HOST?.trim() || '127.0.0.1';
+  const host = raw === '0.0.0.0' || raw === '::' || raw === '[::]' ? '127.0.0.1' : raw;
+  return `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
+}
+
 function baseUrl(v: Values, env: Io['env']): string {
-  const text = v.url ?? env.AUTOHEAL_URL ?? 'http://127.0.0.1:9095';
+  const text = v.url ?? (env.AUTOHEAL_URL || defaultUrl(env));
   try {
     const u = new URL(text);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');

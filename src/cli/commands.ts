@@ -170,6 +170,39 @@ export const COMMANDS: readonly Command[] = [
 
 export const findCommand = (name: string): Command | undefined => COMMANDS.find((c) => c.name === name);
 
+/** Levenshtein distance of two short words (insert, delete, substitute: one each). */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
+    }
+    prev = row;
+  }
+  return prev[b.length] ?? 0;
+}
+
+/**
+ * The commands a mistyped name was probably meant to be: the nearest by edit distance within a third of
+ * the name's length (at least 1, at most 3), or those it is a prefix of; nearest first.
+ */
+export function suggestCommands(name: string): string[] {
+  const limit = Math.min(3, Math.max(1, Math.floor(name.length / 3)));
+  const scored = COMMANDS.map((c) => ({ name: c.name, d: editDistance(name, c.name) }))
+    .filter((c) => c.d <= limit || (name.length >= 3 && c.name.startsWith(name)))
+    .sort((x, y) => x.d - y.d || x.name.localeCompare(y.name));
+  return scored.map((c) => c.name);
+}
+
+/** The message for a command that is not in the table: a suggestion, and where the list is. */
+export function unknownCommand(name: string): string {
+  const near = suggestCommands(name);
+  const hint = near.length ? `; did you mean ${near.map((n) => `"${n}"`).join(' or ')}?` : '';
+  return `unknown command "${name}"${hint} (autoheal-nexus --help lists the commands)`;
+}
+
 /** A usage error (exit 2) unless `args` has the count the command expects. */
 export function checkArgs(command: Command, args: string[]): void {
   const n = command.expects?.count;
@@ -193,7 +226,8 @@ ${commands}
 
 Options:
 ${optionsUsage()}
-Environment: AUTOHEAL_URL, ADMIN_TOKEN (or ADMIN_TOKEN_FILE).
+Environment: AUTOHEAL_URL (default: http://HOST:PORT as the service reads them, else
+http://127.0.0.1:9095), ADMIN_TOKEN (or ADMIN_TOKEN_FILE).
 Exit status: 0 done; 1 failed (the remediation, or a request); 2 usage or configuration error;
 3 the policy skipped the remediation (the reason is printed).
 `;

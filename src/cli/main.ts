@@ -4,7 +4,9 @@
 // service runs on 20).
 import { parseArgs } from 'node:util';
 import { createAdminClient } from './api.js';
-import { checkArgs, findCommand, usage } from './commands.js';
+import { applyEnvFile } from '../env-file.js';
+import { VERSION } from '../version.js';
+import { checkArgs, findCommand, unknownCommand, usage } from './commands.js';
 import { CliError, type Io } from './io.js';
 import { OPTIONS, type Parsed } from './options.js';
 
@@ -17,15 +19,28 @@ export async function run(argv: string[], io: Io): Promise<number> {
     throw new CliError(`${(err as Error).message}\n\n${usage()}`, 2);
   }
   const values = parsed.values;
+  // `npm run cli` passes --dotenv=.env: the same tokens, PORT and HOST as `npm start` reads.
+  const env: Record<string, string | undefined> = { ...io.env };
+  if (values.dotenv) {
+    try {
+      applyEnvFile(values.dotenv, env);
+    } catch (err) {
+      throw new CliError((err as Error).message, 2);
+    }
+  }
   const [name, ...args] = parsed.positionals;
+  if (values.version) {
+    io.out(`autoheal-nexus ${VERSION}\n`);
+    return 0;
+  }
   if (values.help || name === undefined || name === 'help') {
     (name === undefined && !values.help ? io.err : io.out)(usage());
     return name === undefined && !values.help ? 2 : 0;
   }
   const command = findCommand(name);
-  if (!command) throw new CliError(`unknown command "${name}"\n\n${usage()}`, 2);
+  if (!command) throw new CliError(unknownCommand(name), 2);
   // The client first: a missing token or a bad URL is reported before a wrong argument count.
-  const api = createAdminClient(values, io.env);
+  const api = createAdminClient(values, env);
   checkArgs(command, args);
   return command.run({ api, io, values }, args);
 }

@@ -15,7 +15,10 @@ export const OPTIONS = {
   url: {
     type: 'string',
     value: 'url',
-    help: ['the service (default: $AUTOHEAL_URL, else http://127.0.0.1:9095)'],
+    help: [
+      'the service (default: $AUTOHEAL_URL, else http://$HOST:$PORT',
+      'as the service reads them, else http://127.0.0.1:9095)',
+    ],
   },
   json: { type: 'boolean', help: ['print JSON instead of tables'] },
   reason: { type: 'string', value: 'text', help: ['why (kept in the audit log)'] },
@@ -48,6 +51,12 @@ export const OPTIONS = {
     value: 'who',
     help: ['who asks, for the audit log (default cli:$USER)'],
   },
+  dotenv: {
+    type: 'string',
+    value: 'path',
+    help: ['read unset variables from this file if it exists (npm run cli: .env)'],
+  },
+  version: { type: 'boolean', short: 'v', help: ['print the version and exit'] },
   help: { type: 'boolean', short: 'h', help: ['this help'] },
 } as const satisfies Record<string, OptionSpec>;
 

@@ -11,8 +11,8 @@ import type { Clock } from '../core/clock.js';
 import { requestSignal } from '../core/signals.js';
 import { defaultActions } from '../actions/registry.js';
 import type { ActionCatalog } from '../core/actions.js';
-import { describeTarget, selectTarget } from '../core/targets.js';
-import type { ActionName, Signal, TargetSelector } from '../core/types.js';
+import { describeTarget, resolveTarget, selectTarget } from '../core/targets.js';
+import type { ActionName, ContainerView, Signal, TargetSelector } from '../core/types.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../state/store.js';
 
@@ -69,6 +69,26 @@ export function parseSchedules(text: string, actions: ActionCatalog = defaultAct
     entries.push({ text: part, cron, action, target: selected.target });
   });
   return entries;
+}
+
+/**
+ * The entries whose container, service or project target names nothing in `containers` (one listing,
+ * `all: true`), each as the message that refuses the start. Swarm targets and `all` are not checked.
+ */
+export function checkScheduleTargets(
+  entries: ReadonlyArray<ScheduleEntry>,
+  containers: ReadonlyArray<ContainerView>,
+): string[] {
+  const out: string[] = [];
+  entries.forEach((e, i) => {
+    if (e.target === 'all' || !['container', 'service', 'project'].includes(e.target.kind)) return;
+    const found = resolveTarget(e.target, containers);
+    if (found.ok) return;
+    out.push(
+      `SCHEDULES: entry ${i + 1} "${e.text}": ${found.detail} on this engine (\`docker ps -a\` lists the names); fix the target or remove the entry`,
+    );
+  });
+  return out;
 }
 
 export interface SchedulerDeps {

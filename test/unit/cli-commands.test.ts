@@ -1,7 +1,15 @@
 // The CLI's command table, without a service: the usage is generated from it and lists every command
 // and option, and every entry can run.
 import t from 'tap';
-import { COMMANDS, findCommand, usage } from '../../src/cli/commands.js';
+import { defaultUrl } from '../../src/cli/api.js';
+import {
+  COMMANDS,
+  editDistance,
+  findCommand,
+  suggestCommands,
+  unknownCommand,
+  usage,
+} from '../../src/cli/commands.js';
 import { OPTIONS } from '../../src/cli/options.js';
 import { forecastsText, servicesText } from '../../src/cli/render.js';
 
@@ -92,4 +100,28 @@ t.test('services: Compose services, stacks and (on a manager) Swarm services, on
   t.match(text, /service:shop\/web\s+1\/2\/2\s+1-3\s+0\/3\s+-\s+scale_up succeeded/);
   t.match(text, /project:shop\s+2\/3\/3\s+db,web\s+-/);
   t.notMatch(text, /SWARM/, 'no Swarm table off a manager');
+});
+
+t.test('did you mean: the nearest commands by edit distance', async (t) => {
+  t.equal(editDistance('stauts', 'status'), 2);
+  t.equal(editDistance('', 'abc'), 3);
+  t.same(suggestCommands('stauts'), ['status']);
+  t.same(suggestCommands('restrat'), ['restart']);
+  t.same(suggestCommands('incident'), ['incidents']);
+  t.same(suggestCommands('xyzzy'), []);
+  t.match(unknownCommand('resum'), /did you mean "resume"\?/);
+  t.notMatch(unknownCommand('xyzzy'), /did you mean|Usage/);
+});
+
+t.test('the default URL comes from PORT and HOST', async (t) => {
+  t.equal(defaultUrl({}), 'http://127.0.0.1:9095');
+  t.equal(defaultUrl({ PORT: '9100' }), 'http://127.0.0.1:9100');
+  t.equal(
+    defaultUrl({ PORT: '9100', HOST: '0.0.0.0' }),
+    'http://127.0.0.1:9100',
+    'a wildcard is reached on loopback',
+  );
+  t.equal(defaultUrl({ HOST: '192.0.2.7' }), 'http://192.0.2.7:9095');
+  t.equal(defaultUrl({ HOST: '::1' }), 'http://[::1]:9095');
+  t.equal(defaultUrl({ PORT: 'abc' }), 'http://127.0.0.1:9095');
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ConfigError, EnvSchema, loadConfig, secretsOf } from '../../src/config.js';
+import { ConfigError, EnvSchema, loadConfig, secretsOf, VALUE_HINTS } from '../../src/config.js';
 
 t.test('defaults', async (t) => {
   const c = loadConfig({});
@@ -19,17 +19,45 @@ t.test('defaults', async (t) => {
 
 t.test('an invalid value names the variable and what it expects', async (t) => {
   const cases: Array<[Record<string, string>, RegExp]> = [
-    [{ MAX_RESTART_ATTEMPTS: 'abc' }, /^MAX_RESTART_ATTEMPTS: expected an integer >= 1, got "abc"/],
+    [{ MAX_RESTART_ATTEMPTS: 'abc' }, /^MAX_RESTART_ATTEMPTS: expected an integer from 1 to 100, got "abc"/],
     [{ PORT: '70000' }, /^PORT: /],
     [{ WATCH_SCOPE: 'everything' }, /^WATCH_SCOPE: expected one of "label", "project", "all"/],
     [{ DRY_RUN: 'yes' }, /^DRY_RUN: /],
     [{ DOCKER_HOST: 'ftp://x' }, /^DOCKER_HOST: /],
     [{ WATCH_SCOPE: 'project' }, /^COMPOSE_PROJECT: required/],
-    [{ WEBHOOK_TOKEN: 'short' }, /^WEBHOOK_TOKEN: .*16 characters/],
+    [{ WEBHOOK_TOKEN: 'short' }, /^WEBHOOK_TOKEN is 5 characters; it needs at least 16 /],
+    [{ ADMIN_TOKEN: '123456789' }, /^ADMIN_TOKEN is 9 characters; it needs at least 16 /],
     [{ TELEGRAM_CHAT_ID: 'abc' }, /^TELEGRAM_CHAT_ID: /],
   ];
   for (const [env, re] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message: re }, JSON.stringify(env));
+  }
+});
+
+t.test('a wrong chat id says what a chat id looks like, not the pattern', async (t) => {
+  for (const bad of ['@mychannel', 'abc', '-100 123']) {
+    try {
+      loadConfig({ TELEGRAM_CHAT_ID: bad });
+      t.fail(`should refuse ${bad}`);
+    } catch (err) {
+      const m = (err as Error).message;
+      t.match(m, /^TELEGRAM_CHAT_ID: ".*" is not valid; expected a chat id is a number/, bad);
+      t.match(m, /-1001234567890/, 'with an example');
+      t.notMatch(m, /\^|\$\||\[0-9\]/, 'no regex');
+    }
+  }
+});
+
+t.test('every patterned setting has a hint in words; no message shows a pattern', async (t) => {
+  for (const [key, schema] of Object.entries(EnvSchema.properties as Record<string, { pattern?: string }>)) {
+    if (!schema.pattern) continue;
+    t.ok(VALUE_HINTS[key], `${key} has a hint`);
+    try {
+      loadConfig({ [key]: 'not valid at all \u00e9' });
+      t.fail(`${key} accepted nonsense`);
+    } catch (err) {
+      t.notOk((err as Error).message.includes(schema.pattern), `${key}: no pattern in the message`);
+    }
   }
 });
 

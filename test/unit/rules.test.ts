@@ -1,5 +1,5 @@
 // The rules file: alerts without a remediation label are mapped by alertname and matchers.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -45,6 +45,31 @@ t.test('first matching rule wins; matchers are anchored', async (t) => {
     0,
   );
   t.equal(labelled.action, 'none', 'the remediation label beats the rules file');
+});
+
+t.test('a bad action names the file, the rule index and the allowed actions', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rules-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'rules.yml');
+  writeFileSync(
+    file,
+    'rules:\n  - alertname: A\n    action: restart\n  - alertname: B\n    action: reboot\n',
+  );
+  t.throws(() => loadRulesFile(file), {
+    message: `RULES_FILE ${file}: rules[1] (rule 2 of the list): action "reboot" is not an action; allowed actions: restart, stop_start, cleanup, recreate, restart_stack, update, rollback, scale_up, scale_down, none`,
+  });
+  writeFileSync(file, 'rules:\n  - alertname: A\n    action: 3\n');
+  t.throws(
+    () => loadRulesFile(file),
+    /rules\[0\] \(rule 1 of the list\): action 3 is not an action; allowed actions: restart,/,
+  );
+  writeFileSync(file, 'rules:\n  - alertname: A\n');
+  t.throws(() => loadRulesFile(file), /rules\[0\] \(rule 1 of the list\): has no action; allowed actions: /);
+  writeFileSync(file, 'rules:\n  - alertname: A\n    action: restart\n    labels: {}\n');
+  t.throws(
+    () => loadRulesFile(file),
+    /rules\[0\] \(rule 1 of the list\): unknown key "labels"; a rule has alertname, match/,
+  );
 });
 
 t.test('an invalid rules file is refused with a clear message', async (t) => {

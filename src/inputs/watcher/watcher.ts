@@ -4,6 +4,7 @@
 // It decides nothing: whose stop an event is, what an exit asks for and when to hold back from a crash
 // loop are the watch rules' (core/watch-rules.ts); every signal goes through engine.ingest and the one
 // policy (core/policy.ts). The stream is event-stream.ts, the memory tracker.ts, the gauges gauges.ts.
+import { explainEngineError } from '../../startup.js';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -135,9 +136,11 @@ export class Watcher {
         'following the docker engine event stream',
       );
     } else {
+      // A refused socket says its group and the fix (--group-add, DOCKER_GID), not only EACCES.
+      const explained = explainEngineError(config.dockerHost, reason);
       log.error(
-        { event: 'docker_unreachable', dockerHost: config.dockerHost, reason },
-        `docker engine event stream lost at ${config.dockerHost}: ${reason}; reconnecting with back-off`,
+        { event: 'docker_unreachable', dockerHost: config.dockerHost, reason: explained },
+        `docker engine event stream lost at ${config.dockerHost}: ${explained}; reconnecting with back-off`,
       );
     }
   }
