@@ -105,6 +105,9 @@ t.test('logging in once shows the watched containers; the token is nowhere in th
   await row(worker.name).waitFor({ timeout: WAIT_MS });
   await page.locator('#fact-live', { hasText: 'live' }).waitFor({ timeout: WAIT_MS });
   t.equal(await row(web.name).getAttribute('data-health'), 'healthy');
+  // The header's facts come from the status call, which may answer after the rows: wait for them.
+  await page.locator('#fact-engine', { hasText: 'engine connected' }).waitFor({ timeout: WAIT_MS });
+  await page.locator('#fact-version', { hasText: /^v\d+\.\d+\.\d+/ }).waitFor({ timeout: WAIT_MS });
   t.match(await page.locator('#fact-engine').textContent(), /engine connected/);
   t.match(await page.locator('#fact-version').textContent(), /^v\d+\.\d+\.\d+/);
 
